@@ -1,0 +1,212 @@
+"""The ``connector-runtime`` command: the one place where errors become exit codes.
+
+Exit codes: 0 success; 1 the input is wrong (manifest problems, unknown type); 2 usage
+(wrong arguments); 3 the runtime could not start or failed (port in use, spool unusable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import tornado.httpserver
+
+from connector_runtime.errors import ConnectorRuntimeError, ManifestError
+from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
+from connector_runtime.manifest import load_manifest, manifest_schema
+from connector_runtime.manifest_model import Manifest
+from connector_runtime.plugins import Registry, build_registry
+from connector_runtime.runtime import Runtime
+from connector_runtime.secrets import RedactingFilter, Redactor
+from connector_runtime.server import make_app
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+log = logging.getLogger("connector_runtime")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connector-runtime",
+        description="Serve webhooks, turn what arrives into CloudEvents, deliver them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="serve the connectors of one or more manifests")
+    run.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    run.add_argument("--host", help="listen address (overrides the Runtime document)")
+    run.add_argument("--port", type=int, help="listen port (overrides the Runtime document)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    validate = sub.add_parser("validate", help="check manifests; one line per problem")
+    validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    plugins = sub.add_parser("plugins", help="list installed plugins and what they provide")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    schema = sub.add_parser("schema", help="print the JSON Schema of a type's config")
+    schema.add_argument("type", metavar="TYPE", help="a source or target type, or 'manifest'")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    registry = build_registry()
+    try:
+        if args.command == "validate":
+            return cmd_validate(args, registry)
+        if args.command == "plugins":
+            return cmd_plugins(args, registry)
+        if args.command == "schema":
+            return cmd_schema(args, registry)
+        return cmd_run(args, registry)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INPUT
+    except ConnectorRuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _report_broken(registry: Registry) -> None:
+    for broken in registry.broken:
+        print(f"warning: plugin {broken.name} not loaded: {broken.reason}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace, registry: Registry) -> int:
+    _report_broken(registry)
+    manifest = load_manifest(args.manifests, registry)
+    for note in warnings_of(manifest):
+        print(f"warning: {note}", file=sys.stderr)
+    for c in manifest.connectors:
+        print(f"ok: {c.file}: connector {c.name}: {c.source.type} -> {c.target.type}")
+    return EXIT_OK
+
+
+def warnings_of(manifest: Manifest) -> list[str]:
+    notes = manifest.warnings()
+    for c in manifest.connectors:
+        if c.source.type == "auth0" and not c.source.config.get("token"):
+            notes.append(
+                f"{c.file}: connector {c.name}: no token configured: anyone who can reach"
+                " the port can post events"
+            )
+    return notes
+
+
+def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
+    if args.json:
+        out: dict[str, Any] = {
+            "plugins": [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "builtin": p.builtin,
+                    "sourceTypes": p.source_types,
+                    "targetTypes": p.target_types,
+                }
+                for p in registry.plugins
+            ],
+            "broken": [{"name": b.name, "reason": b.reason} for b in registry.broken],
+        }
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    for p in registry.plugins:
+        provides = [f"source {n}" for n in p.source_types] + [f"target {n}" for n in p.target_types]
+        what = ", ".join(provides) or "filters only"
+        print(f"{p.name} {p.version}: {what}")
+    for b in registry.broken:
+        print(f"{b.name} BROKEN: {b.reason}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, registry: Registry) -> int:
+    name = args.type
+    if name == "manifest":
+        schema: Any = manifest_schema()
+    elif name in registry.source_types:
+        schema = registry.source_types[name].config_schema
+    elif name in registry.target_types:
+        schema = registry.target_types[name].config_schema
+    else:
+        known = sorted({*registry.source_types, *registry.target_types, "manifest"})
+        print(f"error: unknown type {name!r} (known: {', '.join(known)})", file=sys.stderr)
+        return EXIT_INPUT
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
+def setup_logging(level: str, redactor: Redactor) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
+    manifest = load_manifest(args.manifests, registry)
+    setup_logging(args.log_level, Redactor(manifest.secrets))
+    _report_broken(registry)
+    host = args.host or manifest.runtime.host
+    port = manifest.runtime.port if args.port is None else args.port
+    return asyncio.run(serve(manifest, registry, host, port))
+
+
+async def serve(manifest: Manifest, registry: Registry, host: str, port: int) -> int:
+    runtime = Runtime(manifest, registry)
+    await runtime.start()
+    app = make_app(runtime)
+    limit = max(
+        [
+            int(c.source.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
+            for c in manifest.connectors
+        ]
+        + [DEFAULT_MAX_BODY_BYTES]
+    )
+    server = tornado.httpserver.HTTPServer(app, max_body_size=limit + 1024 * 1024, xheaders=False)
+    try:
+        server.listen(port, host)
+    except OSError as exc:
+        await runtime.stop()
+        raise ConnectorRuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = _bound_port(server) or port
+    for note in warnings_of(manifest):
+        log.warning("%s", note)
+    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    for c in runtime.connectors:
+        print(
+            f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"
+            f" webhook URL http://{shown}:{bound}{c.base_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"listening on {host}:{bound}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: no new connections; finishing requests in flight")
+    server.stop()
+    runtime.accepting = False
+    await server.close_all_connections()
+    await runtime.stop()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _bound_port(server: tornado.httpserver.HTTPServer) -> int | None:
+    for sock in server._sockets.values():
+        return int(sock.getsockname()[1])
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The dispatcher: one task per connector delivering queued events to its target.
+
+It takes the oldest batches (in spool order), sends their events in one attempt, and
+settles each batch: delivered events leave the queue; events the target rejected for good
+go to the dead-letter store with the target's reason; events that failed transiently stay,
+in order, and the head of the queue waits for an exponential backoff with jitter before
+the next attempt. Events that used up their attempts or outlived ``max_age`` are dead-
+lettered too. Only one attempt is in flight per connector, which keeps the order and keeps
+memory bounded: the backlog stays on disk, never in RAM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+from connector_runtime.delivery import attempt
+from connector_runtime.events import Event
+from connector_runtime.manifest_model import RetrySpec
+from connector_runtime.queues import BatchQueue, Settlement, wait_or_timeout
+from connector_runtime.records import Target
+from connector_runtime.spool import Batch
+
+IDLE_POLL = 1.0
+"""Seconds between looks at an idle queue (redriven dead letters appear this way)."""
+
+
+def backoff(retry: RetrySpec, attempts: int, rng: random.Random) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped,
+    with "equal jitter" (between half and all of the capped value)."""
+    base = min(retry.max_backoff, retry.initial_backoff * (2 ** min(attempts, 30)))
+    return base / 2 + rng.uniform(0, base / 2)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        connector: str,
+        queue: BatchQueue,
+        target: Target,
+        retry: RetrySpec,
+        timeout: float,
+        log: logging.Logger,
+        max_events: int = 2000,
+    ) -> None:
+        self.connector = connector
+        self.queue = queue
+        self.target = target
+        self.retry = retry
+        self.timeout = timeout
+        self.log = log
+        self.max_events = max(max_events, target.max_batch)
+        self.wake = asyncio.Event()
+        self.delivered = 0
+        self.retried = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.connector)
+
+    async def stop(self) -> None:
+        """Finish the attempt in flight, then stop."""
+        self._stopping = True
+        self.wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                did = await self.step()
+            except Exception:
+                self.log.exception("dispatcher step failed; retrying in %.0fs", IDLE_POLL)
+                did = False
+            if not did and not self._stopping:
+                self.wake.clear()
+                await wait_or_timeout(self.wake, self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        return IDLE_POLL
+
+    async def step(self) -> bool:
+        """One delivery attempt of the due head of the queue; False when nothing was due."""
+        batches = await self.queue.head(self.max_events)
+        if not batches:
+            return False
+        now = time.time()
+        due = []
+        for b in batches:
+            if b.next_attempt > now:
+                break
+            due.append(b)
+        if not due:
+            wait = batches[0].next_attempt - now
+            self.wake.clear()
+            await wait_or_timeout(self.wake, min(wait, IDLE_POLL))
+            return True
+        await self.queue.settle(await self._attempt(due, now))
+        return True
+
+    async def _attempt(self, batches: Sequence[Batch], now: float) -> list[Settlement]:
+        events: list[Event] = [e for b in batches for e in b.events]
+        try:
+            result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
+            rejected = {id(e): reason for e, reason in result.rejected}
+            retry = result.retry
+        except TimeoutError:
+            rejected = {}
+            retry = dict.fromkeys(range(len(events)), f"no answer within {self.timeout:g}s")
+        settlements = []
+        index = 0
+        for b in batches:
+            s = Settlement(b)
+            attempts = b.attempts + 1
+            give_up = (self.retry.attempts and attempts >= self.retry.attempts) or (
+                now - b.created >= self.retry.max_age
+            )
+            for event in b.events:
+                reason = retry.get(index)
+                index += 1
+                if id(event) in rejected:
+                    s.dead.append((event, rejected[id(event)], status_of(rejected[id(event)])))
+                elif reason is None:
+                    s.delivered += 1
+                elif give_up:
+                    why = f"gave up after {attempts} attempts: {reason}"
+                    s.dead.append((event, why, status_of(reason)))
+                else:
+                    s.remaining.append(event)
+                    s.error = reason
+            if s.remaining:
+                s.next_attempt = now + backoff(self.retry, b.attempts, self._rng)
+            self.delivered += s.delivered
+            self.retried += len(s.remaining)
+            self.dead_lettered += len(s.dead)
+            if s.error:
+                self.last_error = s.error
+            settlements.append(s)
+        if any(s.remaining for s in settlements):
+            self.log.warning(
+                "delivery of %d events failed, retrying: %s",
+                sum(len(s.remaining) for s in settlements),
+                self.last_error,
+            )
+        for s in settlements:
+            for event, reason, _ in s.dead:
+                self.log.warning("event %s dead-lettered: %s", event.id, reason)
+        return settlements
+
+
+def status_of(reason: str) -> int | None:
+    if reason.startswith("HTTP "):
+        code = reason[5:8]
+        if code.isdigit():
+            return int(code)
+    return None

@@ -1,0 +1,171 @@
+"""The event model and its encodings (CloudEvents 1.0, JSON format, HTTP binding).
+
+An :class:`Event` holds the context attributes as a plain dict and the data as bytes,
+already encoded for its ``datacontenttype``. For JSON data the bytes are the exact JSON
+text that arrived, so values pass through unchanged (``2**53 + 1`` stays exact) and no
+event is ever decoded and re-encoded on the hot path.
+
+Encodings are pure functions:
+
+- :func:`to_structured` – one ``application/cloudevents+json`` document;
+- :func:`to_binary` – ``ce-`` headers plus the data as the body;
+- :func:`to_batch` – an ``application/cloudevents-batch+json`` array.
+
+The ``cloudevents`` SDK is the reference these are tested against; it is kept off the hot
+path because it validates and re-serialises every value.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import orjson
+
+AttributeValue = str | int | bool
+
+STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
+BATCH_CONTENT_TYPE: Final = "application/cloudevents-batch+json"
+
+_JSON_TYPE = re.compile(r"^(application|text)/([a-z0-9.+-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
+_TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
+# HTTP binding 3.1.3.2: space, '"', '%' and anything outside printable ASCII are %-encoded.
+_HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+
+
+class Event:
+    """One CloudEvent.
+
+    ``attributes`` always holds ``specversion``, ``id``, ``source`` and ``type``; optional
+    ones (``time``, ``subject``, ``datacontenttype``, ``dataschema``) and extensions are
+    present only when set. ``data`` is ``None`` or bytes in the event's content type.
+    """
+
+    __slots__ = ("attributes", "data")
+
+    def __init__(self, attributes: dict[str, AttributeValue], data: bytes | None) -> None:
+        self.attributes = attributes
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.attributes["id"])
+
+    @property
+    def type(self) -> str:
+        return str(self.attributes["type"])
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, type={self.type!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Event)
+            and self.attributes == other.attributes
+            and self.data == other.data
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def make_event(
+    *,
+    id: str,
+    source: str,
+    type: str,
+    data: bytes | None = None,
+    datacontenttype: str | None = "application/json",
+    time: str | None = None,
+    subject: str | None = None,
+    extensions: Mapping[str, AttributeValue] | None = None,
+) -> Event:
+    """Build an event, leaving out unset optional attributes."""
+    attributes: dict[str, AttributeValue] = {
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": type,
+    }
+    if data is not None and datacontenttype:
+        attributes["datacontenttype"] = datacontenttype
+    if time is not None:
+        attributes["time"] = time
+    if subject is not None:
+        attributes["subject"] = subject
+    if extensions:
+        attributes.update(extensions)
+    return Event(attributes, data)
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """True when data of this content type is JSON (absent means JSON, per the JSON format)."""
+    return content_type is None or _JSON_TYPE.match(content_type) is not None
+
+
+def is_rfc3339(value: str) -> bool:
+    """True when ``value`` is an RFC 3339 timestamp (the form the ``time`` attribute takes)."""
+    return _RFC3339.match(value) is not None
+
+
+def is_extension_name(name: str) -> bool:
+    """True when ``name`` is a valid CloudEvents attribute name (lower-case a-z, 0-9, ≤ 20)."""
+    return _ATTRIBUTE_NAME.match(name) is not None
+
+
+def to_structured(event: Event) -> bytes:
+    """Encode one event in the JSON event format (structured mode)."""
+    head = orjson.dumps(event.attributes)
+    data = event.data
+    if data is None:
+        return head
+    content_type = event.attributes.get("datacontenttype")
+    ctype = content_type if isinstance(content_type, str) else None
+    if is_json_content_type(ctype):
+        member = b',"data":' + data
+    elif ctype is not None and _TEXT_TYPE.match(ctype):
+        member = b',"data":' + orjson.dumps(data.decode("utf-8", "replace"))
+    else:
+        member = b',"data_base64":"' + base64.b64encode(data) + b'"'
+    if head == b"{}":
+        return b"{" + member[1:] + b"}"
+    return head[:-1] + member + b"}"
+
+
+def to_batch(events: Iterable[Event]) -> bytes:
+    """Encode events as one JSON batch (``application/cloudevents-batch+json``)."""
+    return b"[" + b",".join(to_structured(e) for e in events) + b"]"
+
+
+def join_structured(documents: Iterable[bytes]) -> bytes:
+    """Join already structured-encoded events into one batch body."""
+    return b"[" + b",".join(documents) + b"]"
+
+
+def _header_value(value: AttributeValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    text = str(value)
+    if _HEADER_UNSAFE.search(text) is None:
+        return text
+    return "".join(c if 0x21 <= ord(c) <= 0x7E and c not in '"%' else _percent(c) for c in text)
+
+
+def _percent(char: str) -> str:
+    return "".join(f"%{b:02X}" for b in char.encode("utf-8"))
+
+
+def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
+    """Encode one event in HTTP binary mode: ``ce-`` headers and the data as body."""
+    headers: dict[str, str] = {}
+    for name, value in event.attributes.items():
+        if name == "datacontenttype":
+            headers["Content-Type"] = str(value)
+        else:
+            headers["ce-" + name] = _header_value(value)
+    return headers, event.data or b""

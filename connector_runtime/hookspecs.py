@@ -1,0 +1,63 @@
+"""The plugin contract: every hook a plugin may implement.
+
+Plugins are Python distributions with an entry point in the group ``connector_runtime``
+whose object (usually a module) carries functions marked with :data:`hookimpl`. The
+runtime's own sources, targets and filters are registered the same way.
+
+Hooks are always called with keyword arguments. An implementation may accept any subset of
+a hook's arguments, so adding an argument later breaks no plugin. None of the hooks is
+``firstresult``: every plugin that answers contributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from connector_runtime.manifest_model import ConnectorSpec
+from connector_runtime.records import EventPredicate, SourceType, TargetType
+
+PROJECT = "connector_runtime"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_source_types(register: Callable[[SourceType], None]) -> None:
+    """Contribute source types.
+
+    Called once when the plugin manager is built, before any manifest is read.
+
+    :param register: call it once per :class:`~connector_runtime.records.SourceType` the
+        plugin provides. A name already taken by another plugin is reported as a conflict
+        and the second registration ignored.
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def register_target_types(register: Callable[[TargetType], None]) -> None:
+    """Contribute target types.
+
+    Called once when the plugin manager is built, before any manifest is read.
+
+    :param register: call it once per :class:`~connector_runtime.records.TargetType`.
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
+    """Take part in deciding which of a connector's events are passed on.
+
+    Called once per connector when the runtime starts (never per event), after the manifest
+    has been validated.
+
+    :param connector: the connector's validated spec; ``connector.source.type`` and
+        ``connector.source.config`` tell a plugin whether the connector is one of its own.
+    :return: a predicate ``(event) -> bool`` run on every event of this connector, or
+        ``None`` to take no part. An event is passed on only when every returned predicate
+        answers True. Predicates must be pure and fast: they run on the request path.
+    """

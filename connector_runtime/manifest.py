@@ -1,0 +1,382 @@
+"""Reading manifests: YAML → ``${…}`` substitution → schema checks → frozen dataclasses.
+
+Every problem found is collected (not just the first) and raised together as one
+:class:`~connector_runtime.errors.ManifestError`; each names the file, the connector, the
+JSON path and what is wrong. Values of secret fields never appear in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from connector_runtime.errors import ManifestError, Problem
+from connector_runtime.manifest_model import (
+    ComponentSpec,
+    ConnectorSpec,
+    DeliverySpec,
+    Manifest,
+    RetrySpec,
+    RuntimeSpec,
+    TLSSpec,
+)
+from connector_runtime.plugins import Registry
+from connector_runtime.records import ConfigCheck, JSONSchema
+from connector_runtime.secrets import REDACTED, secret_paths, values_at
+
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest document."""
+    text = resources.files("connector_runtime").joinpath("manifest.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def format_path(path: Sequence[Any]) -> str:
+    """``("spec", "source", "config", "events", 2)`` → ``spec.source.config.events[2]``."""
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            out += ("." if out else "") + str(step)
+    return out
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number or a string like ``500ms``, ``30s``, ``5m``, ``2h``, ``7d``."""
+    if isinstance(value, int | float):
+        return float(value)
+    for unit in ("ms", "s", "m", "h", "d"):
+        if value.endswith(unit) and value[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(value[: -len(unit)]) * _UNITS[unit]
+    raise ValueError(f"not a duration: {value!r}")
+
+
+def substitute(
+    value: Any, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
+) -> Any:
+    """Replace ``${VAR}``, ``${VAR:-default}`` and ``${file:/path}`` in every string.
+
+    ``$${`` stands for a literal ``${``. Problems are appended as "path: message".
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _substitute_string(value, env, path, problems)
+    if isinstance(value, dict):
+        return {k: substitute(v, env, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, env, (*path, i), problems) for i, v in enumerate(value)]
+    return value
+
+
+def _substitute_string(
+    text: str, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
+) -> str:
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("${", pos)
+        if start < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        if start > 0 and text[start - 1] == "$":
+            out.append(text[pos : start - 1] + "${")
+            pos = start + 2
+            continue
+        out.append(text[pos:start])
+        end = text.find("}", start)
+        if end < 0:
+            problems.append(f"{format_path(path)}: unterminated '${{' reference")
+            return "".join(out)
+        out.append(_resolve(text[start + 2 : end], env, path, problems))
+        pos = end + 1
+
+
+def _resolve(ref: str, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]) -> str:
+    where = format_path(path)
+    if ref.startswith("file:"):
+        file_name = ref[5:]
+        try:
+            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(f"{where}: cannot read ${{file:{file_name}}}: {exc.strerror}")
+            return ""
+    name, has_default, default = ref.partition(":-")
+    if not _VARIABLE.match(name):
+        problems.append(f"{where}: '${{{ref}}}' is not a valid reference")
+        return ""
+    if name in env:
+        return env[name]
+    if has_default:
+        return default
+    problems.append(f"{where}: environment variable {name} is not set (and has no default)")
+    return ""
+
+
+def fill_defaults(schema: JSONSchema, config: Any) -> Any:
+    """A copy of ``config`` with the schema's property defaults filled in (recursively)."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for key, sub in schema.get("properties", {}).items():
+        if not isinstance(sub, Mapping):
+            continue
+        if key not in out and "default" in sub:
+            out[key] = json.loads(json.dumps(sub["default"]))
+        if key in out and isinstance(out[key], dict):
+            out[key] = fill_defaults(sub, out[key])
+    return out
+
+
+def schema_problems(
+    schema: JSONSchema, instance: Any, prefix: tuple[Any, ...] = ()
+) -> list[tuple[str, str]]:
+    """Check ``instance`` against ``schema``: (JSON path, message) pairs, secrets redacted."""
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    hidden = secret_paths(schema, instance)
+    found: list[tuple[str, str]] = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        rel = tuple(error.absolute_path)
+        found.append((format_path((*prefix, *rel)), _message(error, rel, hidden)))
+    return found
+
+
+def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: set[Any]) -> str:
+    secret = any(rel[: len(h)] == h for h in hidden)
+    value = REDACTED if secret else _short(error.instance)
+    kind = error.validator
+    if kind == "required":
+        missing = [
+            k
+            for k in error.validator_value
+            if isinstance(error.instance, dict) and k not in error.instance
+        ]
+        return f"missing required key {', '.join(repr(k) for k in missing)}"
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        return f"unknown key {', '.join(repr(k) for k in extra)} (allowed: {', '.join(sorted(allowed))})"
+    if kind == "enum":
+        return f"{value} is not one of {', '.join(repr(v) for v in error.validator_value)}"
+    if kind == "const":
+        return f"{value} must be {error.validator_value!r}"
+    if kind == "type":
+        return f"{value} is not of type {error.validator_value}"
+    if kind == "pattern":
+        return f"{value} does not match {error.validator_value!r}"
+    if kind == "not":
+        return f"{value} is not allowed here"
+    if secret:
+        return f"value {REDACTED} fails the {kind!r} rule"
+    return error.message.replace(repr(error.instance), value)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load_manifest(
+    paths: Sequence[str | os.PathLike[str]],
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Read and validate every document of every file; raise ``ManifestError`` on problems."""
+    environ = os.environ if env is None else env
+    problems: list[Problem] = []
+    connectors: list[ConnectorSpec] = []
+    runtime: RuntimeSpec | None = None
+    seen: dict[str, str] = {}
+    for raw_path in paths:
+        file = str(raw_path)
+        for doc in _read_documents(file, problems):
+            reader = _DocumentReader(file, doc, registry, environ)
+            result = reader.read()
+            problems.extend(reader.problems)
+            if isinstance(result, ConnectorSpec):
+                if result.name in seen:
+                    problems.append(
+                        Problem(
+                            file,
+                            result.name,
+                            "metadata.name",
+                            f"name already used by a connector in {seen[result.name]}",
+                        )
+                    )
+                    continue
+                seen[result.name] = file
+                connectors.append(result)
+            elif isinstance(result, RuntimeSpec):
+                if runtime is not None:
+                    problems.append(Problem(file, None, "kind", "a second Runtime document"))
+                runtime = result
+    if not problems and not connectors:
+        problems.append(Problem(", ".join(map(str, paths)), None, "", "no Connector documents"))
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(tuple(connectors), runtime or RuntimeSpec(), tuple(map(str, paths)))
+
+
+def _read_documents(file: str, problems: list[Problem]) -> list[Any]:
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(file, None, "", f"cannot read: {exc.strerror or exc}"))
+        return []
+    except UnicodeDecodeError:
+        problems.append(Problem(file, None, "", "not UTF-8 text"))
+        return []
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(Problem(file, None, "", f"invalid YAML: {where}{problem}"))
+        return []
+    return docs
+
+
+class _DocumentReader:
+    """Validates one YAML document and builds its spec; collects problems."""
+
+    def __init__(self, file: str, doc: Any, registry: Registry, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.doc = doc
+        self.registry = registry
+        self.env = env
+        self.problems: list[Problem] = []
+        self.name: str | None = None
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(self.file, self.name, path, message))
+
+    def read(self) -> ConnectorSpec | RuntimeSpec | None:
+        if not isinstance(self.doc, dict):
+            self.problem("", f"a document must be a mapping, not {type(self.doc).__name__}")
+            return None
+        name = (
+            self.doc.get("metadata", {}).get("name")
+            if isinstance(self.doc.get("metadata"), dict)
+            else None
+        )
+        self.name = name if isinstance(name, str) else None
+        notes: list[str] = []
+        doc = substitute(self.doc, self.env, (), notes)
+        for note in notes:
+            path, _, message = note.partition(": ")
+            self.problem(path, message)
+        shape = schema_problems(manifest_schema(), doc)
+        for path, message in shape:
+            self.problem(path, message)
+        if notes or shape:
+            return None
+        if doc["kind"] == "Runtime":
+            return _runtime_spec(doc["spec"])
+        return self._connector(doc)
+
+    def _component(
+        self, kind: str, spec: Mapping[str, Any], types: Mapping[str, Any]
+    ) -> tuple[ComponentSpec, frozenset[str]] | None:
+        type_name = spec["type"]
+        config = spec.get("config", {})
+        known = types.get(type_name)
+        if known is None:
+            installed = ", ".join(sorted(types)) or "none"
+            self.problem(
+                f"spec.{kind}.type",
+                f"unknown {kind} type {type_name!r} (installed: {installed})",
+            )
+            return None
+        schema: JSONSchema = known.config_schema
+        found = schema_problems(schema, config, ("spec", kind, "config"))
+        for path, message in found:
+            self.problem(path, message)
+        if found:
+            return None
+        filled = fill_defaults(schema, config)
+        check: ConfigCheck | None = known.check_config
+        if check is not None:
+            extra = list(check(filled))
+            for path, message in extra:
+                self.problem(format_path(("spec", kind, "config")) + path_suffix(path), message)
+            if extra:
+                return None
+        secrets = values_at(filled, secret_paths(schema, filled))
+        return ComponentSpec(type_name, filled), frozenset(secrets)
+
+    def _connector(self, doc: Mapping[str, Any]) -> ConnectorSpec | None:
+        spec = doc["spec"]
+        source = self._component("source", spec["source"], self.registry.source_types)
+        target = self._component("target", spec["target"], self.registry.target_types)
+        if source is None or target is None or self.name is None:
+            return None
+        filters = tuple(spec.get("filters", ()))
+        return ConnectorSpec(
+            name=self.name,
+            file=self.file,
+            source=source[0],
+            target=target[0],
+            delivery=_delivery_spec(spec.get("delivery", {})),
+            filters=filters,
+            secrets=source[1] | target[1],
+        )
+
+
+def path_suffix(path: str) -> str:
+    """Join a path relative to a config onto the config's own path."""
+    if not path:
+        return ""
+    return path if path.startswith("[") else "." + path
+
+
+def _delivery_spec(raw: Mapping[str, Any]) -> DeliverySpec:
+    retry = raw.get("retry", {})
+    quota = raw.get("quota", {})
+    dedupe = raw.get("dedupe", {})
+    defaults = DeliverySpec()
+    base = RetrySpec()
+    return DeliverySpec(
+        ack=raw.get("ack", defaults.ack),
+        timeout=parse_duration(raw.get("timeout", defaults.timeout)),
+        retry=RetrySpec(
+            attempts=retry.get("attempts", base.attempts),
+            initial_backoff=parse_duration(retry.get("initialBackoff", base.initial_backoff)),
+            max_backoff=parse_duration(retry.get("maxBackoff", base.max_backoff)),
+            max_age=parse_duration(retry.get("maxAge", base.max_age)),
+        ),
+        max_events=quota.get("maxEvents"),
+        max_bytes=quota.get("maxBytes"),
+        dedupe_window=parse_duration(dedupe.get("window", defaults.dedupe_window)),
+        dedupe_max_entries=dedupe.get("maxEntries", defaults.dedupe_max_entries),
+        spool=raw.get("spool", defaults.spool),
+    )
+
+
+def _runtime_spec(raw: Mapping[str, Any]) -> RuntimeSpec:
+    listen = raw.get("listen", {})
+    tls = raw.get("tls")
+    defaults = RuntimeSpec()
+    return RuntimeSpec(
+        host=listen.get("host", defaults.host),
+        port=int(listen.get("port", defaults.port)),
+        data_dir=raw.get("dataDir"),
+        tls=TLSSpec(tls["certFile"], tls["keyFile"]) if tls else None,
+    )

@@ -1,0 +1,246 @@
+"""Where a connector's accepted events wait for the dispatcher.
+
+- :class:`SpoolQueue` (``ack: durable``): rows of the SQLite spool; survives a crash.
+- :class:`MemoryQueue` (``ack: received``): a list in memory; lost if the process dies.
+
+Both hand the dispatcher the oldest batches first and take back a :class:`Settlement` per
+batch saying what became of its events. Dead letters always go to the spool, whatever the
+queue, so an event given up on is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connector_runtime.events import Event
+from connector_runtime.spool import (
+    Batch,
+    Job,
+    Spool,
+    _count,
+    decode_events,
+    encode_event,
+    encode_events,
+    event_size,
+)
+
+
+@dataclass
+class Settlement:
+    """What became of one batch after a delivery attempt."""
+
+    batch: Batch
+    delivered: int = 0
+    dead: list[tuple[Event, str, int | None]] = field(default_factory=list)
+    """Events given up on: (event, reason, target status)."""
+    remaining: list[Event] = field(default_factory=list)
+    """Events to try again at ``next_attempt``."""
+    next_attempt: float = 0.0
+    error: str | None = None
+
+
+class BatchQueue(Protocol):
+    pending_events: int
+    pending_bytes: int
+
+    async def head(self, max_events: int) -> list[Batch]: ...
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None: ...
+
+
+def dead_letter_rows(
+    connector: str, batch: Batch, dead: Sequence[tuple[Event, str, int | None]], now: float
+) -> list[tuple[object, ...]]:
+    return [
+        (connector, e.id, batch.created, now, batch.attempts + 1, status, reason, encode_event(e))
+        for e, reason, status in dead
+    ]
+
+
+def store_dead_letters(
+    conn: sqlite3.Connection, connector: str, rows: Sequence[tuple[object, ...]]
+) -> None:
+    conn.executemany(
+        "INSERT INTO dead_letters (connector, event_id, created, failed, attempts, status,"
+        " reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    _count(conn, connector, "dead_lettered", len(rows))
+
+
+class SpoolQueue:
+    """A connector's rows in the durable spool."""
+
+    def __init__(self, spool: Spool, connector: str) -> None:
+        self.spool = spool
+        self.connector = connector
+        self.pending_events = 0
+        self.pending_bytes = 0
+        self.oldest: float | None = None
+
+    def load_depth(self) -> None:
+        events, size, oldest = self.spool.read(
+            lambda c: c.execute(
+                "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0), min(created)"
+                " FROM batches WHERE connector = ?",
+                (self.connector,),
+            ).fetchone()
+        )
+        self.pending_events, self.pending_bytes, self.oldest = int(events), int(size), oldest
+
+    def added(self, events: int, size: int) -> None:
+        self.pending_events += events
+        self.pending_bytes += size
+        if self.oldest is None:
+            self.oldest = time.time()
+
+    async def head(self, max_events: int) -> list[Batch]:
+        connector = self.connector
+
+        def query(conn: sqlite3.Connection) -> list[Batch]:
+            rows = conn.execute(
+                "SELECT seq, created, attempts, next_attempt, count, payload FROM batches"
+                " WHERE connector = ? ORDER BY seq LIMIT 256",
+                (connector,),
+            )
+            out: list[Batch] = []
+            total = 0
+            for seq, created, attempts, next_attempt, count, payload in rows:
+                if out and total + count > max_events:
+                    break
+                out.append(
+                    Batch(seq, connector, created, attempts, next_attempt, decode_events(payload))
+                )
+                total += count
+            return out
+
+        return await self.spool.aread(query)
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        connector = self.connector
+        now = time.time()
+
+        def job(conn: sqlite3.Connection) -> None:
+            delivered = retried = 0
+            for s in settlements:
+                b = s.batch
+                delivered += s.delivered
+                if s.dead:
+                    store_dead_letters(conn, connector, dead_letter_rows(connector, b, s.dead, now))
+                if s.remaining:
+                    retried += len(s.remaining)
+                    conn.execute(
+                        "UPDATE batches SET payload = ?, count = ?, bytes = ?, attempts = ?,"
+                        " next_attempt = ?, last_error = ? WHERE seq = ?",
+                        (
+                            encode_events(s.remaining),
+                            len(s.remaining),
+                            sum(map(event_size, s.remaining)),
+                            b.attempts + 1,
+                            s.next_attempt,
+                            s.error,
+                            b.seq,
+                        ),
+                    )
+                else:
+                    conn.execute("DELETE FROM batches WHERE seq = ?", (b.seq,))
+            _count(conn, connector, "delivered", delivered)
+            _count(conn, connector, "retried", retried)
+
+        await self.spool.run(job)
+        for s in settlements:
+            self.pending_events -= len(s.batch.events) - len(s.remaining)
+            self.pending_bytes -= sum(map(event_size, s.batch.events)) - sum(
+                map(event_size, s.remaining)
+            )
+        if self.pending_events <= 0:
+            self.pending_events = self.pending_bytes = 0
+            self.oldest = None
+
+
+class MemoryQueue:
+    """A connector's accepted events in process memory (``ack: received``)."""
+
+    _seq = itertools.count(1)
+
+    def __init__(self, spool: Spool, connector: str) -> None:
+        self.spool = spool
+        self.connector = connector
+        self.pending_events = 0
+        self.pending_bytes = 0
+        self.oldest: float | None = None
+        self._batches: deque[Batch] = deque()
+
+    def put(self, events: list[Event]) -> None:
+        now = time.time()
+        self._batches.append(Batch(next(self._seq), self.connector, now, 0, 0.0, events))
+        self.pending_events += len(events)
+        self.pending_bytes += sum(map(event_size, events))
+        if self.oldest is None:
+            self.oldest = now
+
+    async def head(self, max_events: int) -> list[Batch]:
+        out: list[Batch] = []
+        total = 0
+        for batch in self._batches:
+            if out and total + len(batch.events) > max_events:
+                break
+            out.append(batch)
+            total += len(batch.events)
+        return out
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        now = time.time()
+        rows: list[tuple[object, ...]] = []
+        for s in settlements:
+            rows.extend(dead_letter_rows(self.connector, s.batch, s.dead, now))
+            index = self._batches.index(s.batch)
+            gone = len(s.batch.events) - len(s.remaining)
+            self.pending_events -= gone
+            if s.remaining:
+                self._batches[index] = Batch(
+                    s.batch.seq,
+                    self.connector,
+                    s.batch.created,
+                    s.batch.attempts + 1,
+                    s.next_attempt,
+                    s.remaining,
+                )
+            else:
+                del self._batches[index]
+        self.pending_bytes = sum(sum(map(event_size, b.events)) for b in self._batches)
+        if not self._batches:
+            self.oldest = None
+        if rows:
+            connector = self.connector
+
+            def job(conn: sqlite3.Connection) -> None:
+                store_dead_letters(conn, connector, rows)
+
+            await self.spool.run(job)
+
+
+def dead_letter_job(connector: str, dead: Sequence[tuple[Event, str, int | None]]) -> Job:
+    """Store events given up on outside any batch (``ack: delivered`` rejections)."""
+    now = time.time()
+    batch = Batch(0, connector, now, 0, 0.0, [])
+    rows = dead_letter_rows(connector, batch, dead, now)
+
+    def job(conn: sqlite3.Connection) -> None:
+        store_dead_letters(conn, connector, rows)
+
+    return job
+
+
+async def wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass

@@ -1,0 +1,137 @@
+"""The records plugins contribute and the interfaces the runtime hands them.
+
+A plugin registers :class:`SourceType` and :class:`TargetType` records through the hooks in
+:mod:`connector_runtime.hookspecs`. At start-up the runtime builds, for each connector, a
+:class:`SourceContext` (what the source's request handlers work with) and a
+:class:`TargetContext` (what a target is created with).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tornado.web import RequestHandler
+
+from connector_runtime.events import Event
+
+JSONSchema = Mapping[str, Any]
+Route = tuple[str, type[RequestHandler], dict[str, Any]]
+"""A Tornado route relative to the connector's base path: (pattern, handler, kwargs).
+
+The pattern ``""`` is the base path itself (``/<connector>``); ``"/status"`` becomes
+``/<connector>/status``. ``kwargs`` reach the handler's ``initialize()``."""
+
+ConfigCheck = Callable[[Mapping[str, Any]], Sequence[tuple[str, str]]]
+"""Checks beyond the JSON Schema: returns (JSON path, message) pairs, empty when fine."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of the events of one request."""
+
+    accepted: int
+    filtered: int
+    duplicates: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "filtered": self.filtered, "duplicates": self.duplicates}
+
+
+class Ingest(Protocol):
+    """The runtime's entry point for a source's events (one per connector)."""
+
+    async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
+        """Filter, dedupe and hand over ``events`` as one unit, per the connector's ack policy.
+
+        Returns when the events are as safe as the policy promises; raises
+        :class:`~connector_runtime.errors.Unavailable` when they could not be taken (the
+        handler answers 503 with Retry-After, and nothing of the request was acknowledged).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Everything a source's handlers need, handed to them through ``initialize()``."""
+
+    connector: str
+    config: Mapping[str, Any]
+    base_path: str
+    default_source: str
+    ingest: Ingest
+    log: logging.Logger
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """A kind of source a plugin provides (e.g. ``auth0``).
+
+    ``routes`` is called once per connector of this type and returns the Tornado routes to
+    mount under the connector's base path. ``check_config`` adds checks a JSON Schema cannot
+    express (e.g. "unknown event code, did you mean …").
+    """
+
+    name: str
+    config_schema: JSONSchema
+    routes: Callable[[SourceContext], Sequence[Route]]
+    description: str = ""
+    check_config: ConfigCheck | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A target's answer for the events of one ``send`` call, by index.
+
+    Indexes in neither map were accepted. ``rejected`` events failed for good (they go to
+    the dead-letter store with the reason); ``retry`` events failed transiently and are sent
+    again later. The reasons are one line each, e.g. ``"HTTP 400: missing field"``.
+    """
+
+    rejected: Mapping[int, str] = field(default_factory=dict)
+    retry: Mapping[int, str] = field(default_factory=dict)
+
+
+class Target(Protocol):
+    """A running target: created per connector, started before the server listens."""
+
+    max_batch: int
+    """How many events one ``send`` call may carry at most."""
+
+    async def start(self) -> None: ...
+
+    async def send(self, events: Sequence[Event]) -> SendResult:
+        """Deliver ``events``; return which of them failed, and how.
+
+        Raise :class:`~connector_runtime.errors.DeliveryError` when the whole call failed:
+        ``permanent=False`` for transient failures (connection refused, 5xx, timeout),
+        ``permanent=True`` when the target rejected all of them for good.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target is created with besides its validated config."""
+
+    connector: str
+    log: logging.Logger
+
+
+@dataclass(frozen=True)
+class TargetType:
+    """A kind of target (``http``, ``stdout``, ``file``, …)."""
+
+    name: str
+    config_schema: JSONSchema
+    create: Callable[[Mapping[str, Any], TargetContext], Target]
+    description: str = ""
+    check_config: ConfigCheck | None = None
+
+
+EventPredicate = Callable[[Event], bool]
+"""Decides whether an event is passed on (True) or filtered out (False)."""

@@ -1,0 +1,197 @@
+"""Putting a validated manifest to work: spool, targets, pipelines, dispatchers, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connector_runtime.dedupe import SpoolDedupe
+from connector_runtime.dispatcher import Dispatcher, status_of
+from connector_runtime.events import Event
+from connector_runtime.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
+from connector_runtime.manifest_model import ConnectorSpec, Manifest
+from connector_runtime.pipeline import (
+    ConnectorStats,
+    DeliveredHandoff,
+    Handoff,
+    Pipeline,
+    combine,
+)
+from connector_runtime.plugins import Registry
+from connector_runtime.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
+from connector_runtime.records import Route, SourceContext, Target, TargetContext
+from connector_runtime.spool import Spool, default_data_dir, prune_job
+
+log = logging.getLogger("connector_runtime")
+
+MEMORY_QUEUE_DEFAULT_EVENTS = 100_000
+"""``ack: received`` keeps events in RAM; without a quota it takes at most this many."""
+PRUNE_EVERY = 60.0
+
+
+def default_source(connector: str) -> str:
+    """The CloudEvents ``source`` of a connector whose config names none (stable per name)."""
+    return f"urn:connector-runtime:connector:{connector}"
+
+
+class SpoolDeadLetter:
+    """Dead letters of ``ack: delivered`` go to the spool's dead-letter table."""
+
+    def __init__(self, spool: Spool, connector: str) -> None:
+        self.spool = spool
+        self.connector = connector
+
+    async def store(self, rejected: Sequence[tuple[Event, str]]) -> None:
+        dead = [(e, r, status_of(r)) for e, r in rejected]
+        await self.spool.run(dead_letter_job(self.connector, dead))
+
+
+@dataclass
+class ConnectorRuntime:
+    """One connector at run time."""
+
+    spec: ConnectorSpec
+    target: Target
+    pipeline: Pipeline
+    stats: ConnectorStats
+    handoff: Handoff
+    queue: BatchQueue | None = None
+    dispatcher: Dispatcher | None = None
+    rate: DrainRate = field(default_factory=DrainRate)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def base_path(self) -> str:
+        return "/" + self.spec.name
+
+    def over_quota(self) -> str | None:
+        check = getattr(self.handoff, "over_quota", None)
+        return check() if check is not None else None
+
+
+class Runtime:
+    """All connectors of a manifest: built by :meth:`start`, torn down by :meth:`stop`."""
+
+    def __init__(
+        self, manifest: Manifest, registry: Registry, data_dir: Path | None = None
+    ) -> None:
+        self.manifest = manifest
+        self.registry = registry
+        configured = manifest.runtime.data_dir
+        self.data_dir = data_dir or (Path(configured) if configured else default_data_dir())
+        self.connectors: list[ConnectorRuntime] = []
+        self.accepting = True
+        self.spool: Spool | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.spool = await asyncio.to_thread(Spool, self.data_dir / "spool.db")
+        for spec in self.manifest.connectors:
+            self.connectors.append(await self._build(spec, self.spool))
+        for c in self.connectors:
+            if c.dispatcher is not None:
+                c.dispatcher.start()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
+
+    async def _build(self, spec: ConnectorSpec, spool: Spool) -> ConnectorRuntime:
+        clog = log.getChild(spec.name)
+        target_type = self.registry.target_types[spec.target.type]
+        target = target_type.create(spec.target.config, TargetContext(spec.name, clog))
+        await target.start()
+        stats = ConnectorStats()
+        predicate = combine(self.registry.event_filters(spec))
+        delivery = spec.delivery
+        rate = DrainRate()
+        queue: SpoolQueue | MemoryQueue | None = None
+        dispatcher: Dispatcher | None = None
+        handoff: Handoff
+        dedupe = None
+        if delivery.ack == "delivered":
+            handoff = DeliveredHandoff(
+                target, delivery.timeout, stats, clog, SpoolDeadLetter(spool, spec.name)
+            )
+            dedupe = SpoolDedupe(spool, spec.name)
+        else:
+            if delivery.ack == "durable":
+                queue = SpoolQueue(spool, spec.name)
+                await asyncio.to_thread(queue.load_depth)
+            else:
+                queue = MemoryQueue(spool, spec.name)
+                dedupe = SpoolDedupe(spool, spec.name)
+            dispatcher = Dispatcher(
+                spec.name, queue, target, delivery.retry, delivery.timeout, clog
+            )
+            if isinstance(queue, SpoolQueue):
+                handoff = DurableHandoff(spool, queue, Quota(delivery), rate, dispatcher.wake)
+            else:
+                handoff = ReceivedHandoff(
+                    queue, Quota(delivery, MEMORY_QUEUE_DEFAULT_EVENTS), rate, dispatcher.wake
+                )
+        pipeline = Pipeline(spec.name, predicate, dedupe, handoff, stats, self)
+        source_type = self.registry.source_types[spec.source.type]
+        ctx = SourceContext(
+            connector=spec.name,
+            config=spec.source.config,
+            base_path="/" + spec.name,
+            default_source=default_source(spec.name),
+            ingest=pipeline,
+            log=clog,
+        )
+        routes = list(source_type.routes(ctx))
+        return ConnectorRuntime(
+            spec, target, pipeline, stats, handoff, queue, dispatcher, rate, routes
+        )
+
+    def readiness(self) -> list[str]:
+        """Why the runtime should not get traffic now (empty when ready)."""
+        reasons = []
+        if not self.accepting:
+            reasons.append("shutting down")
+        for c in self.connectors:
+            why = c.over_quota()
+            if why:
+                reasons.append(f"connector {c.spec.name}: {why}")
+        return reasons
+
+    async def _housekeep(self) -> None:
+        """Sample drain rates every second; prune the dedupe window every minute."""
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            for c in self.connectors:
+                if c.dispatcher is not None:
+                    c.rate.sample(c.dispatcher.delivered)
+                    c.stats.delivered = c.dispatcher.delivered
+                    c.stats.retried = c.dispatcher.retried
+                    c.stats.dead_lettered = c.dispatcher.dead_lettered
+            if self.spool is not None and time.monotonic() - last_prune > PRUNE_EVERY:
+                last_prune = time.monotonic()
+                await self._prune(self.spool)
+
+    async def _prune(self, spool: Spool) -> None:
+        window = max((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)
+        limit = max((c.delivery.dedupe_max_entries for c in self.manifest.connectors), default=0)
+        total = await spool.aread(
+            lambda conn: conn.execute("SELECT count(*) FROM seen").fetchone()[0]
+        )
+        try:
+            await spool.run(prune_job(window, limit, int(total)))
+        except Exception:
+            log.exception("pruning the dedupe window failed")
+
+    async def stop(self) -> None:
+        """Stop taking events, let dispatchers finish their attempt, close everything."""
+        self.accepting = False
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        for c in self.connectors:
+            if c.dispatcher is not None:
+                await c.dispatcher.stop()
+        for c in self.connectors:
+            await c.target.close()
+        if self.spool is not None:
+            await asyncio.to_thread(self.spool.close)

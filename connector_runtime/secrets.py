@@ -1,0 +1,116 @@
+"""Secret handling: which config values are secret, and redacting them from text.
+
+A schema marks a property secret with ``"x-secret": true`` (``writeOnly: true`` counts too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "<redacted>"
+
+
+def is_secret_schema(schema: Mapping[str, Any]) -> bool:
+    return bool(schema.get("x-secret") or schema.get("writeOnly"))
+
+
+def secret_paths(
+    schema: Mapping[str, Any], config: Any, prefix: tuple[Any, ...] = ()
+) -> set[tuple[Any, ...]]:
+    """Paths (as tuples) of the values in ``config`` that ``schema`` marks secret."""
+    found: set[tuple[Any, ...]] = set()
+    if is_secret_schema(schema):
+        found.add(prefix)
+        return found
+    if isinstance(config, Mapping):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in config.items():
+            sub = props.get(key)
+            if sub is None and isinstance(extra, Mapping):
+                sub = extra
+            if isinstance(sub, Mapping):
+                found |= secret_paths(sub, value, (*prefix, key))
+    elif isinstance(config, list):
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            for i, value in enumerate(config):
+                found |= secret_paths(items, value, (*prefix, i))
+    return found
+
+
+def values_at(config: Any, paths: Iterable[tuple[Any, ...]]) -> set[str]:
+    """The string values found at ``paths`` in ``config`` (non-empty ones only)."""
+    out: set[str] = set()
+    for path in paths:
+        node = config
+        try:
+            for step in path:
+                node = node[step]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(node, str) and node:
+            out.add(node)
+        elif isinstance(node, Mapping | list):
+            out |= {v for v in _strings(node) if v}
+    return out
+
+
+def _strings(node: Any) -> Iterable[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def redact_config(config: Any, paths: set[tuple[Any, ...]], prefix: tuple[Any, ...] = ()) -> Any:
+    """A copy of ``config`` with the values at ``paths`` replaced by ``<redacted>``."""
+    if prefix in paths:
+        return REDACTED
+    if isinstance(config, Mapping):
+        return {k: redact_config(v, paths, (*prefix, k)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redact_config(v, paths, (*prefix, i)) for i, v in enumerate(config)]
+    return config
+
+
+class Redactor:
+    """Replaces every known secret value in a piece of text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is replaced whole. Very short
+        # values would redact ordinary words; a secret that short is refused by schemas.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted(
+            set(self._secrets) | {s for s in secrets if len(s) >= 4}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes secret values from every record's message."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor(message)
+        if clean != message:
+            record.msg = clean
+            record.args = None
+        return True

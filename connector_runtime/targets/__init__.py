@@ -1,0 +1,1 @@
+"""Built-in targets, each registered as a plugin (``http``, ``stdout``, ``file``)."""

@@ -1,0 +1,313 @@
+"""A kit for testing connectors and plugins through real parts (also a pytest plugin).
+
+Everything here runs for real: servers listen on loopback ports, requests go over sockets.
+An asyncio loop runs in a background thread (:class:`LoopThread`) so tests stay plain
+synchronous functions:
+
+- :class:`RecordingTarget`: a CloudEvents HTTP receiver that records what it is sent in
+  binary, structured and batch mode, decoded with the ``cloudevents`` SDK as the reference,
+  and answers with a status you choose (to play a target that is down or rejects events);
+- :func:`start_runtime`: serves manifest documents in-process and gives the base URL;
+- :func:`post`: an HTTP request over a real socket, returning status, headers and JSON.
+
+Fixtures (when installed, pytest picks them up via the ``pytest11`` entry point):
+``cr_loop``, ``recording_target``, ``runtime_factory``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import tornado.httpserver
+import tornado.web
+import yaml
+from cloudevents.core.bindings.http import HTTPMessage, from_binary, from_structured
+from cloudevents.core.formats.json import JSONFormat
+
+from connector_runtime.manifest import load_manifest
+from connector_runtime.plugins import Registry, build_registry
+from connector_runtime.runtime import Runtime
+from connector_runtime.server import make_app
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def post(
+    url: str,
+    body: bytes | str = b"",
+    headers: Mapping[str, str] | None = None,
+    method: str = "POST",
+    timeout: float = 30,
+) -> Response:
+    """Send one HTTP request over a new connection and read the whole answer."""
+    scheme, _, rest = url.partition("://")
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    conn_cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(host, int(port) if port else None, timeout=timeout)
+    data = body.encode() if isinstance(body, str) else body
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    try:
+        conn.request(
+            method, "/" + path, body=data if method != "GET" else None, headers=all_headers
+        )
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+@dataclass
+class Received:
+    """One event as the recording target decoded it."""
+
+    attributes: dict[str, Any]
+    data: Any
+    mode: str
+
+    @property
+    def id(self) -> str:
+        return str(self.attributes["id"])
+
+
+@dataclass
+class RecordingTarget:
+    """A real CloudEvents HTTP receiver on a loopback port."""
+
+    loop: LoopThread
+    port: int = 0
+    events: list[Received] = field(default_factory=list)
+    requests: int = 0
+    respond: Callable[[Received], int] | None = None
+    """Decides the status per event (first event of a batch); default 200."""
+    status: int = 200
+    _server: tornado.httpserver.HTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.events]
+
+    def start(self) -> RecordingTarget:
+        self.port = self.port or free_port()
+        target = self
+
+        class Handler(tornado.web.RequestHandler):
+            def post(self) -> None:
+                target.requests += 1
+                got = decode_request(dict(self.request.headers), self.request.body)
+                status = target.status
+                if target.respond is not None and got:
+                    status = max(target.respond(e) for e in got)
+                if 200 <= status < 300:
+                    target.events.extend(got)
+                self.set_status(status)
+                self.finish("" if status < 300 else "rejected by test target")
+
+        async def listen() -> tornado.httpserver.HTTPServer:
+            server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/.*", Handler)]))
+            server.listen(self.port, "127.0.0.1")
+            return server
+
+        self._server = self.loop.run(listen())
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            server = self._server
+            self._server = None
+
+            async def close() -> None:
+                server.stop()
+                await server.close_all_connections()
+
+            self.loop.run(close())
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
+        """Wait until at least ``count`` events arrived; return them."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.events)
+
+
+def decode_request(headers: Mapping[str, str], body: bytes) -> list[Received]:
+    """Decode a CloudEvents HTTP request in any mode with the ``cloudevents`` SDK."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    ctype = lower.get("content-type", "").split(";")[0].strip()
+    fmt = JSONFormat()
+    if ctype == "application/cloudevents-batch+json":
+        return [
+            _received(fmt.read(None, json.dumps(item).encode()), "batch")
+            for item in json.loads(body)
+        ]
+    if ctype == "application/cloudevents+json":
+        return [_received(from_structured(HTTPMessage(lower, body), fmt), "structured")]
+    return [_received(from_binary(HTTPMessage(lower, body), fmt), "binary")]
+
+
+def _received(event: Any, mode: str) -> Received:
+    attributes = dict(event.get_attributes())
+    return Received(attributes, event.get_data(), mode)
+
+
+@dataclass
+class RunningRuntime:
+    """A runtime serving manifest documents in-process on a loopback port."""
+
+    runtime: Runtime
+    server: tornado.httpserver.HTTPServer
+    port: int
+    loop: LoopThread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def connector_url(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.stop()
+            await self.server.close_all_connections()
+            await self.runtime.stop()
+
+        self.loop.run(close())
+
+
+def write_manifest(documents: Sequence[Mapping[str, Any]], directory: Path) -> Path:
+    """Write documents as one multi-document YAML file; return its path."""
+    path = directory / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(list(documents), sort_keys=False))
+    return path
+
+
+def connector_doc(
+    name: str,
+    source_type: str,
+    source_config: Mapping[str, Any],
+    target: Mapping[str, Any],
+    delivery: Mapping[str, Any] | None = None,
+    filters: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A ``kind: Connector`` document."""
+    spec: dict[str, Any] = {
+        "source": {"type": source_type, "config": dict(source_config)},
+        "target": dict(target),
+    }
+    if delivery:
+        spec["delivery"] = dict(delivery)
+    if filters:
+        spec["filters"] = list(filters)
+    return {
+        "apiVersion": "connector-runtime/v1",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def start_runtime(
+    loop: LoopThread,
+    documents: Sequence[Mapping[str, Any]],
+    registry: Registry | None = None,
+    directory: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunningRuntime:
+    """Validate ``documents`` like ``connector-runtime run`` does and serve them."""
+    where = directory or Path(tempfile.mkdtemp(prefix="cr-test-"))
+    manifest = load_manifest(
+        [write_manifest(documents, where)], registry or build_registry(), env=env or {}
+    )
+    port = free_port()
+
+    async def boot() -> RunningRuntime:
+        runtime = Runtime(manifest, registry or build_registry())
+        await runtime.start()
+        server = tornado.httpserver.HTTPServer(make_app(runtime), max_body_size=64 << 20)
+        server.listen(port, "127.0.0.1")
+        return RunningRuntime(runtime, server, port, loop)
+
+    return loop.run(boot())
+
+
+# -- pytest fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cr_loop() -> Iterator[LoopThread]:
+    """A background asyncio loop shared by the session's servers."""
+    loop = LoopThread()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def recording_target(cr_loop: LoopThread) -> Iterator[RecordingTarget]:
+    """A started :class:`RecordingTarget`; stopped after the test."""
+    target = RecordingTarget(cr_loop).start()
+    yield target
+    target.stop()
+
+
+@pytest.fixture
+def runtime_factory(cr_loop: LoopThread, tmp_path: Path) -> Iterator[Callable[..., RunningRuntime]]:
+    """``runtime_factory(documents) -> RunningRuntime``; every one is stopped afterwards."""
+    started: list[RunningRuntime] = []
+
+    def factory(documents: Sequence[Mapping[str, Any]], **kwargs: Any) -> RunningRuntime:
+        running = start_runtime(cr_loop, documents, directory=tmp_path, **kwargs)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        running.stop()
