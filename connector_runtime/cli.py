@@ -14,10 +14,12 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import tornado.httpserver
 
+from connector_runtime import spool_admin
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
 from connector_runtime.manifest import load_manifest, manifest_schema
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("manifests", nargs="+", metavar="MANIFEST")
     run.add_argument("--host", help="listen address (overrides the Runtime document)")
     run.add_argument("--port", type=int, help="listen port (overrides the Runtime document)")
+    run.add_argument("--data-dir", help="where the spool lives (default: ./data)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     validate = sub.add_parser("validate", help="check manifests; one line per problem")
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
@@ -48,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON")
     schema = sub.add_parser("schema", help="print the JSON Schema of a type's config")
     schema.add_argument("type", metavar="TYPE", help="a source or target type, or 'manifest'")
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, redrive, purge")
+    dlq.add_argument("action", choices=["list", "show", "redrive", "purge"])
+    dlq.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead letter ids")
+    dlq.add_argument("--data-dir", default="data", help="the runtime's data dir")
+    dlq.add_argument("--connector", help="only this connector's dead letters")
+    dlq.add_argument("--all", action="store_true", help="purge: every matching dead letter")
+    dlq.add_argument("--json", action="store_true", help="list: print JSON")
+    spool = sub.add_parser("spool", help="spool statistics")
+    spool.add_argument("action", choices=["stats"])
+    spool.add_argument("--data-dir", default="data", help="the runtime's data dir")
+    spool.add_argument("--connector", help="only this connector")
+    spool.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -61,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(args, registry)
         if args.command == "schema":
             return cmd_schema(args, registry)
+        if args.command == "dlq":
+            return cmd_dlq(args)
+        if args.command == "spool":
+            return cmd_spool(args)
         return cmd_run(args, registry)
     except ManifestError as exc:
         for problem in exc.problems:
@@ -141,6 +160,62 @@ def cmd_schema(args: argparse.Namespace, registry: Registry) -> int:
     return EXIT_OK
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    conn = spool_admin.open_existing(Path(args.data_dir))
+    try:
+        if args.action == "list":
+            rows = spool_admin.list_dead_letters(conn, args.connector, limit=10_000)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for r in [] if args.json else rows:
+                status = r["status"] if r["status"] is not None else "-"
+                print(
+                    f"{r['id']}\t{r['connector']}\t{r['eventId']}\t{r['failed']}"
+                    f"\tattempts={r['attempts']}\tstatus={status}\t{r['reason']}"
+                )
+            if not args.json:
+                print(f"{len(rows)} dead letter(s)", file=sys.stderr)
+        elif args.action == "show":
+            if not args.ids:
+                print("error: dlq show needs an ID", file=sys.stderr)
+                return EXIT_USAGE
+            for dead_id in args.ids:
+                print(json.dumps(spool_admin.show_dead_letter(conn, dead_id), indent=2))
+        elif args.action == "redrive":
+            n = spool_admin.redrive(conn, args.connector, args.ids or None)
+            print(f"redriven: {n} event(s) back in the spool")
+        else:
+            if not args.ids and not args.connector and not args.all:
+                print(
+                    "error: dlq purge needs IDs, --connector NAME or --all", file=sys.stderr
+                )
+                return EXIT_USAGE
+            n = spool_admin.purge(conn, args.connector, args.ids or None)
+            print(f"purged: {n} dead letter(s)")
+    finally:
+        conn.close()
+    return EXIT_OK
+
+
+def cmd_spool(args: argparse.Namespace) -> int:
+    conn = spool_admin.open_existing(Path(args.data_dir))
+    try:
+        rows = spool_admin.stats(conn, args.connector)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return EXIT_OK
+    print("connector\tdepth\toldest_age_s\taccepted\tdelivered\tretried\tdead_lettered\tdlq_now")
+    for r in rows:
+        age = "-" if r.oldest_age is None else f"{r.oldest_age:.1f}"
+        print(
+            f"{r.connector}\t{r.depth}\t{age}\t{r.accepted}\t{r.delivered}\t{r.retried}"
+            f"\t{r.dead_lettered}\t{r.dead_letters_now}"
+        )
+    return EXIT_OK
+
+
 def setup_logging(level: str, redactor: Redactor) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -156,11 +231,14 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     _report_broken(registry)
     host = args.host or manifest.runtime.host
     port = manifest.runtime.port if args.port is None else args.port
-    return asyncio.run(serve(manifest, registry, host, port))
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return asyncio.run(serve(manifest, registry, host, port, data_dir))
 
 
-async def serve(manifest: Manifest, registry: Registry, host: str, port: int) -> int:
-    runtime = Runtime(manifest, registry)
+async def serve(
+    manifest: Manifest, registry: Registry, host: str, port: int, data_dir: Path | None
+) -> int:
+    runtime = Runtime(manifest, registry, data_dir)
     await runtime.start()
     app = make_app(runtime)
     limit = max(

@@ -53,10 +53,12 @@ class Quota:
         self.max_events = delivery.max_events or default_events
         self.max_bytes = delivery.max_bytes
 
-    def over(self, events: int, size: int) -> str | None:
-        if self.max_events is not None and events > self.max_events:
+    def over(self, events: int, size: int, full: bool = False) -> str | None:
+        """Why ``events``/``size`` waiting would break the quota (``full``: reach it)."""
+        slack = 1 if full else 0
+        if self.max_events is not None and events + slack > self.max_events:
             return f"spool quota reached ({events} events waiting, quota {self.max_events})"
-        if self.max_bytes is not None and size > self.max_bytes:
+        if self.max_bytes is not None and size + slack > self.max_bytes:
             return f"spool quota reached ({size} bytes waiting, quota {self.max_bytes})"
         return None
 
@@ -74,7 +76,7 @@ class DurableHandoff:
         self.wake = wake
 
     def over_quota(self) -> str | None:
-        return self.quota.over(self.queue.pending_events, self.queue.pending_bytes)
+        return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
         size = sum(map(event_size, events))
@@ -107,7 +109,7 @@ class ReceivedHandoff:
         self.wake = wake
 
     def over_quota(self) -> str | None:
-        return self.quota.over(self.queue.pending_events, self.queue.pending_bytes)
+        return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
         why = self.quota.over(

@@ -32,14 +32,10 @@ class ReadyHandler(tornado.web.RequestHandler):
         self.runtime = runtime
 
     def get(self) -> None:
-        reasons = []
-        if not self.runtime.accepting:
-            reasons.append("shutting down")
-        if self.runtime.registry.broken:
-            reasons.extend(f"plugin {b.name} broken" for b in self.runtime.registry.broken)
-        self.set_status(503 if not self.runtime.accepting else 200)
+        reasons = self.runtime.readiness()
+        self.set_status(503 if reasons else 200)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"ready": self.runtime.accepting, "reasons": reasons}))
+        self.finish(json.dumps({"ready": not reasons, "reasons": reasons}))
 
 
 class NotFoundHandler(tornado.web.RequestHandler):

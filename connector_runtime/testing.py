@@ -22,6 +22,7 @@ import json
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class LoopThread:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -170,8 +172,6 @@ class RecordingTarget:
 
     def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
         """Wait until at least ``count`` events arrived; return them."""
-        import time
-
         deadline = time.monotonic() + timeout
         while len(self.events) < count and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -261,16 +261,20 @@ def start_runtime(
     registry: Registry | None = None,
     directory: Path | None = None,
     env: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> RunningRuntime:
-    """Validate ``documents`` like ``connector-runtime run`` does and serve them."""
+    """Validate ``documents`` like ``connector-runtime run`` does and serve them.
+
+    The spool lives in ``data_dir`` (default: ``data`` under ``directory``, a new temporary
+    folder unless given); start again with the same ``data_dir`` to play a restart.
+    """
     where = directory or Path(tempfile.mkdtemp(prefix="cr-test-"))
-    manifest = load_manifest(
-        [write_manifest(documents, where)], registry or build_registry(), env=env or {}
-    )
+    reg = registry or build_registry()
+    manifest = load_manifest([write_manifest(documents, where)], reg, env=env or {})
     port = free_port()
 
     async def boot() -> RunningRuntime:
-        runtime = Runtime(manifest, registry or build_registry())
+        runtime = Runtime(manifest, reg, data_dir or where / "data")
         await runtime.start()
         server = tornado.httpserver.HTTPServer(make_app(runtime), max_body_size=64 << 20)
         server.listen(port, "127.0.0.1")
@@ -300,11 +304,15 @@ def recording_target(cr_loop: LoopThread) -> Iterator[RecordingTarget]:
 
 @pytest.fixture
 def runtime_factory(cr_loop: LoopThread, tmp_path: Path) -> Iterator[Callable[..., RunningRuntime]]:
-    """``runtime_factory(documents) -> RunningRuntime``; every one is stopped afterwards."""
+    """``runtime_factory(documents, **kwargs) -> RunningRuntime``, stopped after the test.
+
+    Each runtime gets its own folder (and spool) unless ``data_dir=`` is passed."""
     started: list[RunningRuntime] = []
 
     def factory(documents: Sequence[Mapping[str, Any]], **kwargs: Any) -> RunningRuntime:
-        running = start_runtime(cr_loop, documents, directory=tmp_path, **kwargs)
+        where = tmp_path / f"runtime-{len(started)}"
+        where.mkdir()
+        running = start_runtime(cr_loop, documents, directory=where, **kwargs)
         started.append(running)
         return running
 
