@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fuzz bench clean
+.PHONY: run test lint fuzz bench clean schemas
 
 $(STAMP): pyproject.toml plugins/auth0/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -26,3 +26,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Refresh the published copies of the schemas in schemas/ (a test keeps them equal).
+schemas: $(STAMP)
+	$(BIN)/python -m connector_runtime.cli schema manifest > schemas/manifest.schema.json
+	for t in $$($(BIN)/python -c 'from connector_runtime.plugins import build_registry as b; r=b(); print(*sorted([*r.source_types, *r.target_types]))'); do \
+	  $(BIN)/python -m connector_runtime.cli schema $$t > schemas/$$t.config.schema.json; done

@@ -186,9 +186,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             print(f"redriven: {n} event(s) back in the spool")
         else:
             if not args.ids and not args.connector and not args.all:
-                print(
-                    "error: dlq purge needs IDs, --connector NAME or --all", file=sys.stderr
-                )
+                print("error: dlq purge needs IDs, --connector NAME or --all", file=sys.stderr)
                 return EXIT_USAGE
             n = spool_admin.purge(conn, args.connector, args.ids or None)
             print(f"purged: {n} dead letter(s)")
@@ -257,7 +255,7 @@ async def serve(
     bound = _bound_port(server) or port
     for note in warnings_of(manifest):
         log.warning("%s", note)
-    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
     for c in runtime.connectors:
         print(
             f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"

@@ -32,7 +32,7 @@ def backoff(retry: RetrySpec, attempts: int, rng: random.Random) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped,
     with "equal jitter" (between half and all of the capped value)."""
     base = min(retry.max_backoff, retry.initial_backoff * (2 ** min(attempts, 30)))
-    return base / 2 + rng.uniform(0, base / 2)
+    return float(base / 2 + rng.uniform(0, base / 2))
 
 
 class Dispatcher:

@@ -7,9 +7,9 @@ event is ever decoded and re-encoded on the hot path.
 
 Encodings are pure functions:
 
-- :func:`to_structured` – one ``application/cloudevents+json`` document;
-- :func:`to_binary` – ``ce-`` headers plus the data as the body;
-- :func:`to_batch` – an ``application/cloudevents-batch+json`` array.
+- :func:`to_structured` - one ``application/cloudevents+json`` document;
+- :func:`to_binary` - ``ce-`` headers plus the data as the body;
+- :func:`to_batch` - an ``application/cloudevents-batch+json`` array.
 
 The ``cloudevents`` SDK is the reference these are tested against; it is kept off the hot
 path because it validates and re-serialises every value.
@@ -34,7 +34,7 @@ _TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
 # HTTP binding 3.1.3.2: space, '"', '%' and anything outside printable ASCII are %-encoded.
 _HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
 
 
 class Event:
@@ -108,12 +108,12 @@ def is_json_content_type(content_type: str | None) -> bool:
 
 def is_rfc3339(value: str) -> bool:
     """True when ``value`` is an RFC 3339 timestamp (the form the ``time`` attribute takes)."""
-    return _RFC3339.match(value) is not None
+    return _RFC3339.fullmatch(value) is not None
 
 
 def is_extension_name(name: str) -> bool:
     """True when ``name`` is a valid CloudEvents attribute name (lower-case a-z, 0-9, ≤ 20)."""
-    return _ATTRIBUTE_NAME.match(name) is not None
+    return _ATTRIBUTE_NAME.fullmatch(name) is not None
 
 
 def to_structured(event: Event) -> bytes:

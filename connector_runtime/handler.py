@@ -71,7 +71,7 @@ class SourceHandler(RequestHandler):
     max_body_bytes: int
     token: str | None
 
-    def initialize(self, ctx: SourceContext) -> None:  # type: ignore[override]
+    def initialize(self, ctx: SourceContext) -> None:
         self.ctx = ctx
         self.max_body_bytes = int(ctx.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
         token = ctx.config.get("token")

@@ -32,6 +32,7 @@ from connector_runtime.manifest_model import (
 from connector_runtime.plugins import Registry
 from connector_runtime.records import ConfigCheck, JSONSchema
 from connector_runtime.secrets import REDACTED, secret_paths, values_at
+from connector_runtime.subscription_filters import FilterConfigError, compile_filters
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -162,19 +163,22 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
     secret = any(rel[: len(h)] == h for h in hidden)
     value = REDACTED if secret else _short(error.instance)
     kind = error.validator
+    expected: Any = error.validator_value
+    subschema: Any = error.schema
     if kind == "required":
         missing = [
             k
-            for k in error.validator_value
+            for k in expected
             if isinstance(error.instance, dict) and k not in error.instance
         ]
         return f"missing required key {', '.join(repr(k) for k in missing)}"
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(subschema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
-        return f"unknown key {', '.join(repr(k) for k in extra)} (allowed: {', '.join(sorted(allowed))})"
+        listed = ", ".join(repr(k) for k in extra)
+        return f"unknown key {listed} (allowed: {', '.join(sorted(allowed))})"
     if kind == "enum":
-        return f"{value} is not one of {', '.join(repr(v) for v in error.validator_value)}"
+        return f"{value} is not one of {', '.join(repr(v) for v in expected)}"
     if kind == "const":
         return f"{value} must be {error.validator_value!r}"
     if kind == "type":
@@ -329,6 +333,12 @@ class _DocumentReader:
         if source is None or target is None or self.name is None:
             return None
         filters = tuple(spec.get("filters", ()))
+        if filters:
+            try:
+                compile_filters(list(filters), base_path="/spec/filters")
+            except FilterConfigError as exc:
+                self.problem(pointer_to_path(exc.path), exc.message)
+                return None
         return ConnectorSpec(
             name=self.name,
             file=self.file,
@@ -338,6 +348,12 @@ class _DocumentReader:
             filters=filters,
             secrets=source[1] | target[1],
         )
+
+
+def pointer_to_path(pointer: str) -> str:
+    """``/spec/filters/1/sql`` → ``spec.filters[1].sql``."""
+    steps = [p.replace("~1", "/").replace("~0", "~") for p in pointer.strip("/").split("/")]
+    return format_path([int(p) if p.isdigit() else p for p in steps if p])
 
 
 def path_suffix(path: str) -> str:

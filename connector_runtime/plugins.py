@@ -23,6 +23,7 @@ from connector_runtime.records import EventPredicate, SourceType, TargetType
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "connector_runtime.targets.http",
     "connector_runtime.targets.stream",
+    "connector_runtime.targets.nats",
     "connector_runtime.runtime_filters",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT

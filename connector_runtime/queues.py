@@ -11,6 +11,7 @@ queue, so an event given up on is never silently dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import time
@@ -240,7 +241,5 @@ def dead_letter_job(connector: str, dead: Sequence[tuple[Event, str, int | None]
 
 
 async def wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass

@@ -28,7 +28,7 @@ class HealthHandler(tornado.web.RequestHandler):
 class ReadyHandler(tornado.web.RequestHandler):
     """``/readyz``: 200 when every connector can take requests, else 503 with the reasons."""
 
-    def initialize(self, runtime: Runtime) -> None:  # type: ignore[override]
+    def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     def get(self) -> None:

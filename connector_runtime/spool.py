@@ -215,9 +215,9 @@ class Spool:
                 if not future.done():
                     future.set_exception(error)
             return
-        for future, value, exc in results:
-            if exc is not None:
-                future.set_exception(SpoolError(f"spool write failed: {exc}"))
+        for future, value, failure in results:
+            if failure is not None:
+                future.set_exception(SpoolError(f"spool write failed: {failure}"))
             else:
                 future.set_result(value)
 
@@ -290,7 +290,7 @@ def _unseen(conn: sqlite3.Connection, connector: str, events: Sequence[Event]) -
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",  # noqa: S608
+            f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",
             (connector, *chunk),
         )
         known.update(r[0] for r in rows)
@@ -306,7 +306,7 @@ def _unseen(conn: sqlite3.Connection, connector: str, events: Sequence[Event]) -
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:
     if n:
         conn.execute(
-            f"INSERT INTO counters (connector, {column}) VALUES (?, ?)"  # noqa: S608
+            f"INSERT INTO counters (connector, {column}) VALUES (?, ?)"
             f" ON CONFLICT(connector) DO UPDATE SET {column} = {column} + excluded.{column}",
             (connector, n),
         )
@@ -322,7 +322,7 @@ def seen_ids(conn: sqlite3.Connection, connector: str, ids: Iterable[str]) -> se
         out.update(
             r[0]
             for r in conn.execute(
-                f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",  # noqa: S608
+                f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",
                 (connector, *chunk),
             )
         )

@@ -26,7 +26,7 @@ def open_existing(data_dir: Path) -> sqlite3.Connection:
 
 
 @dataclass(frozen=True)
-class ConnectorStats:
+class SpoolStats:
     connector: str
     depth: int
     oldest_age: float | None
@@ -49,7 +49,7 @@ class ConnectorStats:
         }
 
 
-def stats(conn: sqlite3.Connection, connector: str | None = None) -> list[ConnectorStats]:
+def stats(conn: sqlite3.Connection, connector: str | None = None) -> list[SpoolStats]:
     now = time.time()
     names = {
         r[0]
@@ -73,17 +73,25 @@ def stats(conn: sqlite3.Connection, connector: str | None = None) -> list[Connec
         (dead_now,) = conn.execute(
             "SELECT count(*) FROM dead_letters WHERE connector = ?", (name,)
         ).fetchone()
+        accepted, delivered, retried, dead = (int(x) for x in row)
         out.append(
-            ConnectorStats(
-                name, int(depth), None if oldest is None else now - oldest, *map(int, row),
-                int(dead_now),
+            SpoolStats(
+                connector=name,
+                depth=int(depth),
+                oldest_age=None if oldest is None else now - oldest,
+                accepted=accepted,
+                delivered=delivered,
+                retried=retried,
+                dead_lettered=dead,
+                dead_letters_now=int(dead_now),
             )
         )
     return out
 
 
 def _where(connector: str | None, ids: list[int] | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if connector is not None:
         clauses.append("connector = ?")
         params.append(connector)

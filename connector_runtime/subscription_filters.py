@@ -115,6 +115,11 @@ class _Node:
 
 
 _VERBS: Final[dict[str, str]] = {"exact": "=", "prefix": "starts with", "suffix": "ends with"}
+_NEGATED_VERBS: Final[dict[str, str]] = {
+    "exact": "is not",
+    "prefix": "does not start with",
+    "suffix": "does not end with",
+}
 
 
 def _text_test(kind: str, want: str) -> Callable[[str], bool]:
@@ -165,7 +170,9 @@ class _AttributeFilter(_Node):
             if text is None:
                 failures.append(f"attribute '{name}' is absent")
             elif not _text_test(self.kind, want)(text):
-                failures.append(f"{name} is {_quote(text)}, which does not {verb} {_quote(want)}")
+                failures.append(
+                    f"{name} is {_quote(text)}, which {_NEGATED_VERBS[self.kind]} {_quote(want)}"
+                )
             else:
                 seen.append(f"{name} is {_quote(text)}")
         passed = not failures

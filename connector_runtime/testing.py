@@ -283,7 +283,48 @@ def start_runtime(
     return loop.run(boot())
 
 
+def make_plugin_dist(directory: Path, name: str, code: str, version: str = "0.0.1") -> Path:
+    """Write a throwaway installed plugin into ``directory``: a module ``name`` holding
+    ``code`` and a ``.dist-info`` whose entry point (group ``connector_runtime``) names it.
+
+    Put ``directory`` on ``sys.path`` (or ``PYTHONPATH`` for a subprocess) and the plugin
+    manager finds it like any installed plugin. Returns ``directory``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.py").write_text(code)
+    info = directory / f"{name}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[connector_runtime]\n{name} = {name}\n")
+    return directory
+
+
 # -- pytest fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+def throwaway_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Path]:
+    """``throwaway_plugin(name, code)``: install a one-module plugin for this test only.
+
+    The module is importable and its entry point visible (``sys.path`` and ``PYTHONPATH``
+    both point at it until the test ends), so ``build_registry()`` and CLI subprocesses
+    load it like an installed plugin."""
+    import importlib
+    import os
+    import sys
+
+    where = tmp_path / "throwaway-plugins"
+
+    def install(name: str, code: str) -> Path:
+        make_plugin_dist(where, name, code)
+        if str(where) not in sys.path:
+            monkeypatch.syspath_prepend(str(where))
+            old = os.environ.get("PYTHONPATH")
+            monkeypatch.setenv("PYTHONPATH", str(where) + (os.pathsep + old if old else ""))
+        importlib.invalidate_caches()
+        return where
+
+    return install
 
 
 @pytest.fixture(scope="session")

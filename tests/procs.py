@@ -32,8 +32,13 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
 class RuntimeProcess:
     """``connector-runtime run`` in a subprocess, on a free loopback port."""
 
-    def __init__(self, manifest: Path, data_dir: Path, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Path,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.manifest = manifest
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -49,8 +54,17 @@ class RuntimeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         err = open(self.stderr_path, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*CLI, "run", str(self.manifest), "--port", str(self.port), "--host", "127.0.0.1",
-             "--data-dir", str(self.data_dir)],
+            [
+                *CLI,
+                "run",
+                str(self.manifest),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+                str(self.data_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err,
             text=True,

@@ -170,7 +170,10 @@ def test_quota_answers_503_with_retry_after_and_readyz_turns_unready(
     [("durable", 200, True), ("received", 200, True), ("delivered", 503, False)],
 )
 def test_each_ack_policy_answers_as_its_table_says(
-    runtime_factory: Factory, recording_target: RecordingTarget, ack, down_status,
+    runtime_factory: Factory,
+    recording_target: RecordingTarget,
+    ack,
+    down_status,
     delivered_later,
 ):
     recording_target.status = 503
@@ -204,14 +207,17 @@ def test_unwritable_spool_answers_503_never_2xx(tmp_path: Path, cr_loop):
     async def run() -> list[str]:
         import asyncio
 
-        handoff = DurableHandoff(spool, handoff_queue, Quota(DeliverySpec()), DrainRate(),
-                                 asyncio.Event())
+        handoff = DurableHandoff(
+            spool, handoff_queue, Quota(DeliverySpec()), DrainRate(), asyncio.Event()
+        )
         from connector_runtime.events import make_event
 
         outcomes = []
         for n in range(50):
-            events = [make_event(id=f"{n}-{i}", source="/s", type="t", data=b'"' + b"x" * 900 + b'"')
-                      for i in range(20)]
+            events = [
+                make_event(id=f"{n}-{i}", source="/s", type="t", data=b'"' + b"x" * 900 + b'"')
+                for i in range(20)
+            ]
             try:
                 await handoff.take(events, "")
                 outcomes.append("ok")

@@ -1,0 +1,37 @@
+"""The Tornado handler for an Auth0 Custom Webhook log stream.
+
+:class:`~connector_runtime.handler.SourceHandler` answers everything but the body (method,
+token, size, Content-Type, handing over, the JSON answer); this handler parses the body in
+the connector's content format and maps each record to a CloudEvent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from connector_runtime.events import Event
+from connector_runtime.handler import RequestRejected, SourceHandler
+from connector_runtime.records import Route, SourceContext
+
+from connector_runtime_auth0.mapping import to_event
+from connector_runtime_auth0.parse import ParseError, parse_body
+
+__all__ = ["Auth0Handler", "routes"]
+
+
+class Auth0Handler(SourceHandler):
+    """``POST /<connector>``: one Auth0 log batch in, one event per log record out."""
+
+    def events(self, body: bytes) -> Sequence[Event]:
+        config = self.ctx.config
+        try:
+            records = parse_body(body, config.get("format", "auto"))
+        except ParseError as exc:
+            raise RequestRejected(400, str(exc)) from None
+        source = config.get("source") or self.ctx.default_source
+        return [to_event(record, source) for record in records]
+
+
+def routes(ctx: SourceContext) -> Sequence[Route]:
+    """The routes of one ``auth0`` connector: its base path only."""
+    return [("", Auth0Handler, {"ctx": ctx})]
