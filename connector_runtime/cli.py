@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +23,12 @@ import tornado.httpserver
 from connector_runtime import spool_admin
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
+from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
-from connector_runtime.manifest_model import Manifest
+from connector_runtime.manifest_model import Manifest, TLSSpec
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.runtime import Runtime
-from connector_runtime.secrets import RedactingFilter, Redactor
+from connector_runtime.secrets import Redactor
 from connector_runtime.server import make_app
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="listen port (overrides the Runtime document)")
     run.add_argument("--data-dir", help="where the spool lives (default: ./data)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--log-format", default="json", choices=["json", "text"], help="default: json")
     validate = sub.add_parser("validate", help="check manifests; one line per problem")
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     plugins = sub.add_parser("plugins", help="list installed plugins and what they provide")
@@ -214,18 +217,9 @@ def cmd_spool(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def setup_logging(level: str, redactor: Redactor) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(redactor))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     manifest = load_manifest(args.manifests, registry)
-    setup_logging(args.log_level, Redactor(manifest.secrets))
+    setup_logging(args.log_level, args.log_format, Redactor(manifest.secrets))
     _report_broken(registry)
     host = args.host or manifest.runtime.host
     port = manifest.runtime.port if args.port is None else args.port
@@ -246,7 +240,17 @@ async def serve(
         ]
         + [DEFAULT_MAX_BODY_BYTES]
     )
-    server = tornado.httpserver.HTTPServer(app, max_body_size=limit + 1024 * 1024, xheaders=False)
+    spec = manifest.runtime
+    tls = load_tls(spec.tls) if spec.tls else None
+    server = tornado.httpserver.HTTPServer(
+        app,
+        ssl_options=tls,
+        max_body_size=limit + 1024 * 1024,
+        max_header_size=spec.max_header_bytes,
+        idle_connection_timeout=spec.idle_timeout,
+        body_timeout=spec.body_timeout,
+        xheaders=False,
+    )
     try:
         server.listen(port, host)
     except OSError as exc:
@@ -256,10 +260,11 @@ async def serve(
     for note in warnings_of(manifest):
         log.warning("%s", note)
     shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
+    scheme = "https" if tls else "http"
     for c in runtime.connectors:
         print(
             f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"
-            f" webhook URL http://{shown}:{bound}{c.base_path}",
+            f" webhook URL {scheme}://{shown}:{bound}{c.base_path}",
             file=sys.stderr,
             flush=True,
         )
@@ -268,6 +273,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if tls is not None and spec.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload_tls, tls, spec.tls)
     await stop.wait()
     log.info("stopping: no new connections; finishing requests in flight")
     server.stop()
@@ -276,6 +283,30 @@ async def serve(
     await runtime.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+def load_tls(spec: TLSSpec) -> ssl.SSLContext:
+    """An HTTPS server context with the certificate chain and key of ``spec``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(spec.cert_file, spec.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorRuntimeError(
+            f"cannot load TLS certificate {spec.cert_file} / key {spec.key_file}: {exc}"
+        ) from None
+    return context
+
+
+def reload_tls(context: ssl.SSLContext, spec: TLSSpec) -> None:
+    """SIGHUP: load renewed certificate files into the live context (new handshakes use
+    them); a failed reload keeps the old certificate and logs why."""
+    try:
+        context.load_cert_chain(spec.cert_file, spec.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("TLS reload failed, keeping the old certificate: %s", exc)
+        return
+    log.info("TLS certificate reloaded from %s", spec.cert_file)
 
 
 def _bound_port(server: tornado.httpserver.HTTPServer) -> int | None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from connector_runtime.delivery import attempt
 from connector_runtime.events import Event
 from connector_runtime.manifest_model import RetrySpec
+from connector_runtime.metrics import ConnectorStats
 from connector_runtime.queues import BatchQueue, Settlement, wait_or_timeout
 from connector_runtime.records import Target
 from connector_runtime.spool import Batch
@@ -44,6 +45,7 @@ class Dispatcher:
         retry: RetrySpec,
         timeout: float,
         log: logging.Logger,
+        stats: ConnectorStats,
         max_events: int = 2000,
     ) -> None:
         self.connector = connector
@@ -54,9 +56,7 @@ class Dispatcher:
         self.log = log
         self.max_events = max(max_events, target.max_batch)
         self.wake = asyncio.Event()
-        self.delivered = 0
-        self.retried = 0
-        self.dead_lettered = 0
+        self.stats = stats
         self.last_error: str | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -137,9 +137,11 @@ class Dispatcher:
                     s.error = reason
             if s.remaining:
                 s.next_attempt = now + backoff(self.retry, b.attempts, self._rng)
-            self.delivered += s.delivered
-            self.retried += len(s.remaining)
-            self.dead_lettered += len(s.dead)
+            self.stats.delivered += s.delivered
+            self.stats.retried += len(s.remaining)
+            self.stats.dead_lettered += len(s.dead)
+            if s.delivered:
+                self.stats.observe_delivery(max(0.0, time.time() - b.created))
             if s.error:
                 self.last_error = s.error
             settlements.append(s)

@@ -1,16 +1,20 @@
 """A base Tornado handler for webhook sources.
 
 :class:`SourceHandler` does what every webhook source needs, so a plugin's handler only
-parses its body into events: POST only (405), a body limit (413, checked against
-Content-Length before the body is read and again while it streams), an Authorization token
-compared in constant time (401), accepted Content-Types (415), a request id, one-line JSON
-error bodies, and handing events to the runtime (200 with counts, or 503 + Retry-After).
+parses its body into events: POST only (405), the connector's source-IP allow-list (403),
+admission control on bytes in flight (503), a body limit (413, checked against
+Content-Length and again while the body streams in), an Authorization token compared in
+constant time (401), accepted Content-Types (415), a request id, W3C ``traceparent``
+carried into the events, one-line JSON error bodies, an access log line and metrics, and
+handing events to the runtime (200 with counts, or 503 + Retry-After).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -35,15 +39,25 @@ JSON_CONTENT_TYPES = frozenset(
         "application/cloudevents-batch+json",
     }
 )
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestRejected(HTTPError):
     """A client error with a one-line reason for the response body (no secrets inside)."""
 
-    def __init__(self, status: int, detail: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(status, "%s", detail)
         self.detail = detail
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 def media_type(header: str | None) -> str:
@@ -61,24 +75,45 @@ def is_json_like(mtype: str) -> bool:
     )
 
 
+def with_trace_context(events: Sequence[Event], traceparent: str, tracestate: str | None) -> None:
+    """Set the CloudEvents distributed-tracing extension on every event that has none (an
+    event passed through from a CloudEvents sender keeps its own trace context)."""
+    for event in events:
+        if "traceparent" in event.attributes:
+            continue
+        event.attributes["traceparent"] = traceparent
+        if tracestate:
+            event.attributes["tracestate"] = tracestate
+
+
 @stream_request_body
 class SourceHandler(RequestHandler):
     """Base class for a source's webhook endpoint. Subclasses implement :meth:`events`."""
 
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
+    TOKEN_KEY: str | None = "token"  # noqa: S105 - a config key name, not a secret
+    """The config key holding the expected Authorization header value (None: no such check)."""
+
     ctx: SourceContext
     max_body_bytes: int
     token: str | None
 
-    def initialize(self, ctx: SourceContext) -> None:
+    def initialize(self, ctx: SourceContext, **options: Any) -> None:
+        """``ctx`` comes from the runtime; ``options`` are any further route kwargs a
+        source passes its own handler (e.g. a config compiled once per connector)."""
         self.ctx = ctx
+        self.route_options = options
         self.max_body_bytes = int(ctx.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
-        token = ctx.config.get("token")
+        token = ctx.config.get(self.TOKEN_KEY) if self.TOKEN_KEY else None
         self.token = token if isinstance(token, str) and token else None
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._reserved = 0
+        self._started = time.monotonic()
+        self._outcome: dict[str, int] | None = None
+        self._rejection: str | None = None
         self.request_id = ""
 
     # -- what subclasses provide ------------------------------------------------------
@@ -88,12 +123,19 @@ class SourceHandler(RequestHandler):
         raise NotImplementedError
 
     def authorize(self) -> None:
-        """Check the credentials; the default compares the ``token`` config in constant time."""
+        """Check the credentials; the default compares the ``token`` config in constant time.
+
+        Missing and wrong tokens get the same answer and take the same path."""
         if self.token is None:
             return
         given = self.request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, self.token.encode("utf-8")):
             raise RequestRejected(401, "missing or wrong Authorization token")
+
+    def verify_body(self, body: bytes) -> None:
+        """Check credentials that cover the body (e.g. an HMAC signature); raise
+        ``RequestRejected(401, ...)`` to refuse. Runs after :meth:`authorize` and before the
+        Content-Type check and parsing; a refusal counts as an auth failure."""
 
     def accepts_content_type(self, mtype: str) -> bool:
         return is_json_like(mtype)
@@ -101,12 +143,24 @@ class SourceHandler(RequestHandler):
     # -- the request path -------------------------------------------------------------
 
     def prepare(self) -> None:
-        self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        given_id = self.request.headers.get("X-Request-Id", "")
+        self.request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+        guard = self.ctx.guard
+        if guard is not None and not guard.allows(
+            self.request.remote_ip or "", self.request.headers.get("X-Forwarded-For")
+        ):
+            raise RequestRejected(403, "source address not allowed")
         if self.request.method != "POST":
             raise RequestRejected(405, f"method {self.request.method} not allowed; use POST")
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        claimed = int(length) if length is not None and length.isdigit() else 0
+        if claimed > self.max_body_bytes:
             self._too_large = True
+        elif guard is not None:
+            if not guard.admit(claimed):
+                raise RequestRejected(503, "too many bytes in flight", retry_after=1)
+            self._reserved = claimed
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_large:
@@ -119,21 +173,42 @@ class SourceHandler(RequestHandler):
         self._chunks.append(chunk)
 
     async def post(self) -> None:
-        self.authorize()
+        guard = self.ctx.guard
+        try:
+            self.authorize()
+        except RequestRejected:
+            if guard is not None:
+                guard.stats.auth_failures += 1
+            raise
         if self._too_large:
             raise RequestRejected(413, f"body larger than {self.max_body_bytes} bytes")
+        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks = []
+        try:
+            self.verify_body(body)
+        except RequestRejected:
+            if guard is not None:
+                guard.stats.auth_failures += 1
+            raise
         mtype = media_type(self.request.headers.get("Content-Type"))
         if not self.accepts_content_type(mtype):
             raise RequestRejected(415, f"unsupported Content-Type {mtype!r}")
-        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks = []
-        events = self.events(body)
+        try:
+            events = self.events(body)
+        except RequestRejected:
+            if guard is not None:
+                guard.stats.invalid += 1
+            raise
+        traceparent = self.request.headers.get("traceparent", "").strip().lower()
+        if traceparent and _TRACEPARENT.fullmatch(traceparent):
+            with_trace_context(events, traceparent, self.request.headers.get("tracestate"))
         try:
             outcome = await self.ctx.ingest.submit(events, request_id=self.request_id)
         except Unavailable as exc:
             raise RequestRejected(503, exc.reason, retry_after=exc.retry_after) from None
+        self._outcome = outcome.as_dict()
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(outcome.as_dict()))
+        self.finish(json.dumps(self._outcome))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -141,6 +216,8 @@ class SourceHandler(RequestHandler):
             detail = exc.detail
             if exc.retry_after is not None:
                 self.set_header("Retry-After", str(exc.retry_after))
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
         elif status_code >= 500:
             detail = "internal error"
         else:
@@ -150,10 +227,42 @@ class SourceHandler(RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": detail}))
 
+    def on_finish(self) -> None:
+        guard = self.ctx.guard
+        status = self.get_status()
+        seconds = time.monotonic() - self._started
+        if guard is not None:
+            guard.release(self._reserved)
+            self._reserved = 0
+            guard.stats.statuses[status] += 1
+            guard.stats.observe_request(seconds)
+        fields: dict[str, Any] = {
+            "connector": self.ctx.connector,
+            "request_id": self.request_id,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "bytes": self._size,
+        }
+        if self._outcome is not None:
+            fields.update(self._outcome)
+        if self._rejection is not None:
+            fields["reason"] = self._rejection
+        self.ctx.log.info(
+            "request %s: %d%s",
+            self.request_id,
+            status,
+            f" {self._rejection}" if self._rejection else "",
+            extra={"fields": fields},
+        )
+
+    def on_connection_close(self) -> None:
+        guard = self.ctx.guard
+        if guard is not None and self._reserved:
+            guard.release(self._reserved)
+            self._reserved = 0
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, RequestRejected):
-            self.ctx.log.info(
-                "request %s rejected: %d %s", self.request_id, value.status_code, value.detail
-            )
+            self._rejection = value.detail  # logged once, by on_finish
             return
         super().log_exception(typ, value, tb)

@@ -49,7 +49,9 @@ def register_target_types(register: Callable[[TargetType], None]) -> None:
 
 
 @hookspec
-def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
+def event_filter(
+    connector: ConnectorSpec, on_error: Callable[[str], None]
+) -> EventPredicate | None:
     """Take part in deciding which of a connector's events are passed on.
 
     Called once per connector when the runtime starts (never per event), after the manifest
@@ -57,6 +59,8 @@ def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
 
     :param connector: the connector's validated spec; ``connector.source.type`` and
         ``connector.source.config`` tell a plugin whether the connector is one of its own.
+    :param on_error: call it with a one-line reason when evaluating the predicate for an
+        event failed (the event is then filtered out); the runtime counts these in metrics.
     :return: a predicate ``(event) -> bool`` run on every event of this connector, or
         ``None`` to take no part. An event is passed on only when every returned predicate
         answers True. Predicates must be pure and fast: they run on the request path.

@@ -7,6 +7,7 @@ JSON path and what is wrong. Values of secret fields never appear in a message.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -167,9 +168,7 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
     subschema: Any = error.schema
     if kind == "required":
         missing = [
-            k
-            for k in expected
-            if isinstance(error.instance, dict) and k not in error.instance
+            k for k in expected if isinstance(error.instance, dict) and k not in error.instance
         ]
         return f"missing required key {', '.join(repr(k) for k in missing)}"
     if kind == "additionalProperties" and isinstance(error.instance, dict):
@@ -293,6 +292,10 @@ class _DocumentReader:
         if notes or shape:
             return None
         if doc["kind"] == "Runtime":
+            for i, cidr in enumerate(doc["spec"].get("trustedProxies", ())):
+                if not _is_network(cidr):
+                    self.problem(f"spec.trustedProxies[{i}]", f"{cidr!r} is not an IP network")
+                    return None
             return _runtime_spec(doc["spec"])
         return self._connector(doc)
 
@@ -332,6 +335,11 @@ class _DocumentReader:
         target = self._component("target", spec["target"], self.registry.target_types)
         if source is None or target is None or self.name is None:
             return None
+        allowed = tuple(spec.get("allowedSourceIps", ()))
+        for i, cidr in enumerate(allowed):
+            if not _is_network(cidr):
+                self.problem(f"spec.allowedSourceIps[{i}]", f"{cidr!r} is not an IP network")
+                return None
         filters = tuple(spec.get("filters", ()))
         if filters:
             try:
@@ -346,6 +354,10 @@ class _DocumentReader:
             target=target[0],
             delivery=_delivery_spec(spec.get("delivery", {})),
             filters=filters,
+            allowed_source_ips=allowed,
+            max_bytes_in_flight=spec.get("limits", {}).get(
+                "maxBytesInFlight", ConnectorSpec.max_bytes_in_flight
+            ),
             secrets=source[1] | target[1],
         )
 
@@ -386,13 +398,26 @@ def _delivery_spec(raw: Mapping[str, Any]) -> DeliverySpec:
     )
 
 
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _runtime_spec(raw: Mapping[str, Any]) -> RuntimeSpec:
     listen = raw.get("listen", {})
     tls = raw.get("tls")
-    defaults = RuntimeSpec()
+    limits = raw.get("limits", {})
+    d = RuntimeSpec()
     return RuntimeSpec(
-        host=listen.get("host", defaults.host),
-        port=int(listen.get("port", defaults.port)),
+        host=listen.get("host", d.host),
+        port=int(listen.get("port", d.port)),
         data_dir=raw.get("dataDir"),
         tls=TLSSpec(tls["certFile"], tls["keyFile"]) if tls else None,
+        trusted_proxies=tuple(raw.get("trustedProxies", ())),
+        idle_timeout=parse_duration(limits.get("idleTimeout", d.idle_timeout)),
+        body_timeout=parse_duration(limits.get("bodyTimeout", d.body_timeout)),
+        max_header_bytes=int(limits.get("maxHeaderBytes", d.max_header_bytes)),
     )

@@ -54,6 +54,8 @@ class ConnectorSpec:
     target: ComponentSpec
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
     filters: tuple[Mapping[str, Any], ...] = ()
+    allowed_source_ips: tuple[str, ...] = ()
+    max_bytes_in_flight: int = 64 * 1024 * 1024
     secrets: frozenset[str] = frozenset()
     """The secret values in this connector's configs (for redaction)."""
 
@@ -72,6 +74,10 @@ class RuntimeSpec:
     port: int = 8080
     data_dir: str | None = None
     tls: TLSSpec | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    idle_timeout: float = 60.0
+    body_timeout: float = 60.0
+    max_header_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True)

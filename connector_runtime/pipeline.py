@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from connector_runtime.delivery import attempt
 from connector_runtime.errors import Unavailable
 from connector_runtime.events import Event
+from connector_runtime.metrics import ConnectorStats
 from connector_runtime.records import EventPredicate, Outcome, Target
-
-
-@dataclass
-class ConnectorStats:
-    """Counters of one connector since start (exported as metrics)."""
-
-    requests: int = 0
-    received: int = 0
-    accepted: int = 0
-    filtered: int = 0
-    duplicates: int = 0
-    delivered: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
 
 
 class Gate(Protocol):
@@ -132,6 +119,7 @@ class DeliveredHandoff:
         self.dead_letter = dead_letter
 
     async def take(self, events: list[Event], request_id: str) -> int:
+        started = time.monotonic()
         try:
             result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
         except TimeoutError:
@@ -150,6 +138,7 @@ class DeliveredHandoff:
                 for event, reason in result.rejected:
                     self.log.warning("event %s rejected by the target: %s", event.id, reason)
         self.stats.delivered += len(events) - len(result.rejected)
+        self.stats.observe_delivery(time.monotonic() - started)
         return 0
 
 

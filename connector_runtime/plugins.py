@@ -54,11 +54,13 @@ class Registry:
     plugins: list[PluginInfo] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
 
-    def event_filters(self, connector: ConnectorSpec) -> list[EventPredicate]:
+    def event_filters(
+        self, connector: ConnectorSpec, on_error: Callable[[str], None] = lambda reason: None
+    ) -> list[EventPredicate]:
         """Every predicate the plugins return for this connector (see ``event_filter``)."""
         found: list[EventPredicate] = []
         for impl in self.plugin_manager.hook.event_filter.get_hookimpls():
-            predicate = _call(impl, connector=connector)
+            predicate = _call(impl, connector=connector, on_error=on_error)
             if predicate is not None:
                 found.append(predicate)
         return found

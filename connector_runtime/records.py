@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tornado.web import RequestHandler
 
 from connector_runtime.events import Event
+from connector_runtime.guard import RequestGuard
 
 JSONSchema = Mapping[str, Any]
 Route = tuple[str, type[RequestHandler], dict[str, Any]]
@@ -63,6 +64,8 @@ class SourceContext:
     default_source: str
     ingest: Ingest
     log: logging.Logger
+    guard: RequestGuard | None = None
+    """Access, admission control and counters; ``SourceHandler`` applies it."""
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from pathlib import Path
 from connector_runtime.dedupe import SpoolDedupe
 from connector_runtime.dispatcher import Dispatcher, status_of
 from connector_runtime.events import Event
+from connector_runtime.guard import RequestGuard, parse_networks
 from connector_runtime.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
 from connector_runtime.manifest_model import ConnectorSpec, Manifest
+from connector_runtime.metrics import ConnectorStats, Metrics
 from connector_runtime.pipeline import (
-    ConnectorStats,
     DeliveredHandoff,
     Handoff,
     Pipeline,
@@ -86,6 +87,9 @@ class Runtime:
         self.connectors: list[ConnectorRuntime] = []
         self.accepting = True
         self.spool: Spool | None = None
+        self.metrics = Metrics()
+        self.metrics.watch(self)
+        self.trusted_proxies = parse_networks(manifest.runtime.trusted_proxies)
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -103,7 +107,13 @@ class Runtime:
         target = target_type.create(spec.target.config, TargetContext(spec.name, clog))
         await target.start()
         stats = ConnectorStats()
-        predicate = combine(self.registry.event_filters(spec))
+        self.metrics.bind(spec.name, spec.target.type, stats)
+
+        def filter_failed(reason: str) -> None:
+            stats.filter_errors += 1
+            clog.debug("filter error: %s", reason)
+
+        predicate = combine(self.registry.event_filters(spec, filter_failed))
         delivery = spec.delivery
         rate = DrainRate()
         queue: SpoolQueue | MemoryQueue | None = None
@@ -123,7 +133,7 @@ class Runtime:
                 queue = MemoryQueue(spool, spec.name)
                 dedupe = SpoolDedupe(spool, spec.name)
             dispatcher = Dispatcher(
-                spec.name, queue, target, delivery.retry, delivery.timeout, clog
+                spec.name, queue, target, delivery.retry, delivery.timeout, clog, stats
             )
             if isinstance(queue, SpoolQueue):
                 handoff = DurableHandoff(spool, queue, Quota(delivery), rate, dispatcher.wake)
@@ -140,6 +150,12 @@ class Runtime:
             default_source=default_source(spec.name),
             ingest=pipeline,
             log=clog,
+            guard=RequestGuard(
+                stats,
+                allowed=parse_networks(spec.allowed_source_ips),
+                trusted_proxies=self.trusted_proxies,
+                max_bytes_in_flight=spec.max_bytes_in_flight,
+            ),
         )
         routes = list(source_type.routes(ctx))
         return ConnectorRuntime(
@@ -164,10 +180,7 @@ class Runtime:
             await asyncio.sleep(1.0)
             for c in self.connectors:
                 if c.dispatcher is not None:
-                    c.rate.sample(c.dispatcher.delivered)
-                    c.stats.delivered = c.dispatcher.delivered
-                    c.stats.retried = c.dispatcher.retried
-                    c.stats.dead_lettered = c.dispatcher.dead_lettered
+                    c.rate.sample(c.stats.delivered)
             if self.spool is not None and time.monotonic() - last_prune > PRUNE_EVERY:
                 last_prune = time.monotonic()
                 await self._prune(self.spool)

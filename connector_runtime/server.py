@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import tornado.web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector_runtime.runtime import Runtime
 
@@ -38,6 +39,17 @@ class ReadyHandler(tornado.web.RequestHandler):
         self.finish(json.dumps({"ready": not reasons, "reasons": reasons}))
 
 
+class MetricsHandler(tornado.web.RequestHandler):
+    """``/metrics``: Prometheus text exposition of the runtime's metrics."""
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.runtime.metrics.registry))
+
+
 class NotFoundHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         self.set_status(404)
@@ -50,6 +62,7 @@ def make_app(runtime: Runtime, **settings: Any) -> tornado.web.Application:
     handlers: list[Any] = [
         (r"/healthz", HealthHandler),
         (r"/readyz", ReadyHandler, {"runtime": runtime}),
+        (r"/metrics", MetricsHandler, {"runtime": runtime}),
     ]
     for connector in runtime.connectors:
         for pattern, handler, kwargs in connector.routes:

@@ -108,6 +108,10 @@ class Received:
     attributes: dict[str, Any]
     data: Any
     mode: str
+    headers: dict[str, str] = field(default_factory=dict)
+    """The HTTP request's headers, lower-cased names (raw, as sent)."""
+    body: bytes = b""
+    """The HTTP request's body as sent (the whole array in batch mode)."""
 
     @property
     def id(self) -> str:
@@ -184,18 +188,15 @@ def decode_request(headers: Mapping[str, str], body: bytes) -> list[Received]:
     ctype = lower.get("content-type", "").split(";")[0].strip()
     fmt = JSONFormat()
     if ctype == "application/cloudevents-batch+json":
-        return [
-            _received(fmt.read(None, json.dumps(item).encode()), "batch")
-            for item in json.loads(body)
-        ]
-    if ctype == "application/cloudevents+json":
-        return [_received(from_structured(HTTPMessage(lower, body), fmt), "structured")]
-    return [_received(from_binary(HTTPMessage(lower, body), fmt), "binary")]
-
-
-def _received(event: Any, mode: str) -> Received:
-    attributes = dict(event.get_attributes())
-    return Received(attributes, event.get_data(), mode)
+        events = [fmt.read(None, json.dumps(item).encode()) for item in json.loads(body)]
+        mode = "batch"
+    elif ctype == "application/cloudevents+json":
+        events = [from_structured(HTTPMessage(lower, body), fmt)]
+        mode = "structured"
+    else:
+        events = [from_binary(HTTPMessage(lower, body), fmt)]
+        mode = "binary"
+    return [Received(dict(e.get_attributes()), e.get_data(), mode, lower, body) for e in events]
 
 
 @dataclass

@@ -92,9 +92,15 @@ def test_two_replicas_into_an_r3_stream_survive_a_node_kill(cr_loop, tmp_path):
         acked: set[str] = set()
         unacked = redelivered = batches = 0
         killed_at = restarted_at = None
+        stats = [r.runtime.connectors[0].stats for r in replicas]
+        delivered, progress_at, longest_stall = 0, 0.0, 0.0
         began = time.monotonic()
         while batches < MAX_BATCHES:
             now = time.monotonic() - began
+            if sum(st.delivered for st in stats) != delivered:
+                delivered = sum(st.delivered for st in stats)
+                longest_stall = max(longest_stall, now - progress_at)
+                progress_at = now
             if now >= STOP_AT:
                 break
             if killed_at is None and now >= KILL_AT:
@@ -124,7 +130,7 @@ def test_two_replicas_into_an_r3_stream_survive_a_node_kill(cr_loop, tmp_path):
         ids = Counter(m.headers["ce-id"] for m in stream_messages(cluster.urls, STREAM))
         [a, b] = [r.runtime.connectors[0] for r in replicas]
         dropped = a.target.duplicates + b.target.duplicates  # PubAcks saying "duplicate"
-        retried = a.stats.retried + b.stats.retried
+        retried = sum(st.retried for st in stats)
         print(
             f"\nbatches={batches} ({PER_BATCH} each, {redelivered} redelivered to the other"
             f" replica, {unacked} never acknowledged) acked_ids={len(acked)}"
@@ -132,7 +138,8 @@ def test_two_replicas_into_an_r3_stream_survive_a_node_kill(cr_loop, tmp_path):
             f" (leader) at {killed_at:.1f}s restarted at {restarted_at:.1f}s"
             f" load for {sent_for:.1f}s all stored at {drained_at:.1f}s"
             f" new_leader={stream_leader(cluster.urls, STREAM)}"
-            f" retried={retried} duplicates_dropped_by_jetstream={dropped}"
+            f" longest_delivery_stall={longest_stall:.1f}s retried_event_attempts={retried}"
+            f" duplicates_dropped_by_jetstream={dropped}"
         )
         assert killed_at is not None and restarted_at is not None
         assert [i for i, n in ids.items() if n > 1] == []

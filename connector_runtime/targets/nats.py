@@ -233,9 +233,7 @@ def subject_token(value: str) -> str:
     return _NOT_IN_TOKEN.sub("_", value) or "_"
 
 
-def render_subject(
-    template: str, attributes: Mapping[str, AttributeValue], connector: str
-) -> str:
+def render_subject(template: str, attributes: Mapping[str, AttributeValue], connector: str) -> str:
     """The subject of an event with ``attributes`` published by ``connector``."""
     out: list[str] = []
     for part in parse_subject(template):
@@ -259,10 +257,10 @@ def subject_matches(pattern: str, subject: str) -> bool:
     matches ``pattern`` (a stream subject with ``*`` and ``>`` wildcards)."""
     want = pattern.split(".")
     have = subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
+    for i, part in enumerate(want):
+        if part == ">":
             return len(have) > i
-        if i >= len(have) or (token != "*" and token != have[i]):
+        if i >= len(have) or (part != "*" and part != have[i]):
             return False
     return len(want) == len(have)
 
@@ -285,8 +283,8 @@ def encode(event: Event, mode: str) -> tuple[bytes, dict[str, str]]:
     return event.data or b"", headers
 
 
-def classify(exc: BaseException, timeout: float) -> tuple[bool, str]:
-    """``(permanent, one-line reason)`` for an exception a JetStream publish raised."""
+def classify(exc: BaseException, timeout: float, awaited: str = "PubAck") -> tuple[bool, str]:
+    """``(permanent, one-line reason)`` for an exception a JetStream request raised."""
     if isinstance(exc, nats.js.errors.APIError):
         code = exc.code
         reason = f"JetStream {code if code is not None else 'error'}: {exc.description or '?'}"
@@ -301,7 +299,7 @@ def classify(exc: BaseException, timeout: float) -> tuple[bool, str]:
     if isinstance(exc, nats.errors.BadSubjectError | nats.errors.BadHeaderError):
         return True, f"invalid message: {type(exc).__name__}"
     if isinstance(exc, TimeoutError):  # nats.errors.TimeoutError too
-        return False, f"no PubAck within {timeout:g}s"
+        return False, f"no {awaited} within {timeout:g}s"
     text = " ".join(str(exc).split())
     return False, f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -434,6 +432,7 @@ class NATSTarget:
         async with self._stream_lock:
             if self._stream_subjects is None:
                 self._stream_subjects = await self._ensure_stream(js)
+                self._in_stream.clear()
             return self._stream_subjects
 
     async def _ensure_stream(self, js: JetStreamContext) -> tuple[str, ...]:
@@ -451,7 +450,7 @@ class NATSTarget:
         except DeliveryError:
             raise
         except Exception as exc:
-            permanent, reason = classify(exc, self.timeout)
+            permanent, reason = classify(exc, self.timeout, "answer")
             raise DeliveryError(f"stream {self.stream}: {reason}", permanent=permanent) from None
         subjects = tuple(info.config.subjects or [self.stream])
         pattern = subject_pattern_of(self.template)
@@ -504,6 +503,8 @@ class NATSTarget:
                     subject, payload, timeout=self.timeout, stream=self.stream, headers=headers
                 )
             except Exception as exc:
+                if isinstance(exc, nats.js.errors.NoStreamResponseError):
+                    self._stream_subjects = None  # look again: it may be gone, or elsewhere
                 return classify(exc, self.timeout)
         if ack.duplicate:
             self.duplicates += 1
