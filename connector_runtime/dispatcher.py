@@ -102,8 +102,20 @@ class Dispatcher:
             self.wake.clear()
             await wait_or_timeout(self.wake, min(wait, IDLE_POLL))
             return True
-        await self.queue.settle(await self._attempt(due, now))
+        settlements = await self._attempt(due, now)
+        await self.queue.settle(settlements)
+        self._count(settlements)
         return True
+
+    def _count(self, settlements: Sequence[Settlement]) -> None:
+        """Update the counters once the outcome is committed."""
+        finished = time.time()
+        for s in settlements:
+            self.stats.delivered += s.delivered
+            self.stats.retried += len(s.remaining)
+            self.stats.dead_lettered += len(s.dead)
+            if s.delivered:
+                self.stats.observe_delivery(max(0.0, finished - s.batch.created))
 
     async def _attempt(self, batches: Sequence[Batch], now: float) -> list[Settlement]:
         events: list[Event] = [e for b in batches for e in b.events]
@@ -137,11 +149,6 @@ class Dispatcher:
                     s.error = reason
             if s.remaining:
                 s.next_attempt = now + backoff(self.retry, b.attempts, self._rng)
-            self.stats.delivered += s.delivered
-            self.stats.retried += len(s.remaining)
-            self.stats.dead_lettered += len(s.dead)
-            if s.delivered:
-                self.stats.observe_delivery(max(0.0, time.time() - b.created))
             if s.error:
                 self.last_error = s.error
             settlements.append(s)
