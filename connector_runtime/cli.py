@@ -10,26 +10,18 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
-import socket
-import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import tornado.httpserver
-
-from connector_runtime import spool_admin
+from connector_runtime import serving, spool_admin
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
-from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
 from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
-from connector_runtime.manifest_model import Manifest, TLSSpec
+from connector_runtime.manifest_model import Manifest
 from connector_runtime.plugins import Registry, build_registry
-from connector_runtime.runtime import Runtime
 from connector_runtime.secrets import Redactor
-from connector_runtime.server import make_app
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 log = logging.getLogger("connector_runtime")
@@ -46,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="listen address (overrides the Runtime document)")
     run.add_argument("--port", type=int, help="listen port (overrides the Runtime document)")
     run.add_argument("--data-dir", help="where the spool lives (default: ./data)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT), each with its own spool shard",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--log-format", default="json", choices=["json", "text"], help="default: json")
     validate = sub.add_parser("validate", help="check manifests; one line per problem")
@@ -56,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("type", metavar="TYPE", help="a source or target type, or 'manifest'")
     dlq = sub.add_parser("dlq", help="dead letters: list, show, redrive, purge")
     dlq.add_argument("action", choices=["list", "show", "redrive", "purge"])
-    dlq.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead letter ids")
+    dlq.add_argument(
+        "ids", nargs="*", metavar="ID", help="dead letter ids as listed (SHARD:ID with --workers)"
+    )
     dlq.add_argument("--data-dir", default="data", help="the runtime's data dir")
     dlq.add_argument("--connector", help="only this connector's dead letters")
     dlq.add_argument("--all", action="store_true", help="purge: every matching dead letter")
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw_argv)
+    args.raw_argv = raw_argv
     registry = build_registry()
     try:
         if args.command == "validate":
@@ -163,47 +166,83 @@ def cmd_schema(args: argparse.Namespace, registry: Registry) -> int:
     return EXIT_OK
 
 
+def _dead_letter_refs(
+    refs: list[str], shards: list[tuple[str, Path]]
+) -> dict[str, list[int]] | None:
+    """``["17", "shard-1:4"]`` → ids per shard label; None when a ref is malformed."""
+    labels = {label for label, _ in shards}
+    out: dict[str, list[int]] = {}
+    for ref in refs:
+        label, _, number = ref.rpartition(":")
+        if not number.isdigit() or label not in labels:
+            return None
+        out.setdefault(label, []).append(int(number))
+    return out
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
-    conn = spool_admin.open_existing(Path(args.data_dir))
-    try:
-        if args.action == "list":
-            rows = spool_admin.list_dead_letters(conn, args.connector, limit=10_000)
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            for r in [] if args.json else rows:
+    shards = spool_admin.spools(Path(args.data_dir))
+    wanted = _dead_letter_refs(args.ids, shards)
+    if wanted is None:
+        hint = "ID" if shards[0][0] == "" else "SHARD:ID, e.g. shard-0:17"
+        print(f"error: dead letter references must look like {hint}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "show" and not args.ids:
+        print("error: dlq show needs an ID", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "purge" and not (args.ids or args.connector or args.all):
+        print("error: dlq purge needs IDs, --connector NAME or --all", file=sys.stderr)
+        return EXIT_USAGE
+    rows: list[dict[str, Any]] = []
+    done = 0
+    for label, path in shards:
+        if args.ids and label not in wanted:
+            continue
+        ids = wanted.get(label) or None
+        conn = spool_admin.open_spool(path)
+        try:
+            if args.action == "list":
+                for row in spool_admin.list_dead_letters(conn, args.connector, limit=10_000):
+                    row["id"] = f"{label}:{row['id']}" if label else str(row["id"])
+                    rows.append(row)
+            elif args.action == "show":
+                for dead_id in ids or []:
+                    shown = spool_admin.show_dead_letter(conn, dead_id)
+                    shown["id"] = f"{label}:{dead_id}" if label else str(dead_id)
+                    print(json.dumps(shown, indent=2))
+            elif args.action == "redrive":
+                done += spool_admin.redrive(conn, args.connector, ids)
+            else:
+                done += spool_admin.purge(conn, args.connector, ids)
+        finally:
+            conn.close()
+    if args.action == "list":
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
                 status = r["status"] if r["status"] is not None else "-"
                 print(
                     f"{r['id']}\t{r['connector']}\t{r['eventId']}\t{r['failed']}"
                     f"\tattempts={r['attempts']}\tstatus={status}\t{r['reason']}"
                 )
-            if not args.json:
-                print(f"{len(rows)} dead letter(s)", file=sys.stderr)
-        elif args.action == "show":
-            if not args.ids:
-                print("error: dlq show needs an ID", file=sys.stderr)
-                return EXIT_USAGE
-            for dead_id in args.ids:
-                print(json.dumps(spool_admin.show_dead_letter(conn, dead_id), indent=2))
-        elif args.action == "redrive":
-            n = spool_admin.redrive(conn, args.connector, args.ids or None)
-            print(f"redriven: {n} event(s) back in the spool")
-        else:
-            if not args.ids and not args.connector and not args.all:
-                print("error: dlq purge needs IDs, --connector NAME or --all", file=sys.stderr)
-                return EXIT_USAGE
-            n = spool_admin.purge(conn, args.connector, args.ids or None)
-            print(f"purged: {n} dead letter(s)")
-    finally:
-        conn.close()
+            print(f"{len(rows)} dead letter(s)", file=sys.stderr)
+    elif args.action == "redrive":
+        print(f"redriven: {done} event(s) back in the spool")
+    elif args.action == "purge":
+        print(f"purged: {done} dead letter(s)")
     return EXIT_OK
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
-    conn = spool_admin.open_existing(Path(args.data_dir))
-    try:
-        rows = spool_admin.stats(conn, args.connector)
-    finally:
-        conn.close()
+    groups = []
+    for _, path in spool_admin.spools(Path(args.data_dir)):
+        conn = spool_admin.open_spool(path)
+        try:
+            groups.append(spool_admin.stats(conn, args.connector))
+        finally:
+            conn.close()
+    rows = spool_admin.merge_stats(groups)
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return EXIT_OK
@@ -224,95 +263,19 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     host = args.host or manifest.runtime.host
     port = manifest.runtime.port if args.port is None else args.port
     data_dir = Path(args.data_dir) if args.data_dir else None
-    return asyncio.run(serve(manifest, registry, host, port, data_dir))
-
-
-async def serve(
-    manifest: Manifest, registry: Registry, host: str, port: int, data_dir: Path | None
-) -> int:
-    runtime = Runtime(manifest, registry, data_dir)
-    await runtime.start()
-    app = make_app(runtime)
-    limit = max(
-        [
-            int(c.source.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
-            for c in manifest.connectors
-        ]
-        + [DEFAULT_MAX_BODY_BYTES]
+    if args.worker_index is None:
+        for note in warnings_of(manifest):
+            log.warning("%s", note)
+    if args.workers > 1 and args.worker_index is None:
+        return serving.supervise(args.raw_argv, args.workers)
+    options = serving.ServeOptions(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=args.workers,
+        worker_index=args.worker_index,
     )
-    spec = manifest.runtime
-    tls = load_tls(spec.tls) if spec.tls else None
-    server = tornado.httpserver.HTTPServer(
-        app,
-        ssl_options=tls,
-        max_body_size=limit + 1024 * 1024,
-        max_header_size=spec.max_header_bytes,
-        idle_connection_timeout=spec.idle_timeout,
-        body_timeout=spec.body_timeout,
-        xheaders=False,
-    )
-    try:
-        server.listen(port, host)
-    except OSError as exc:
-        await runtime.stop()
-        raise ConnectorRuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound = _bound_port(server) or port
-    for note in warnings_of(manifest):
-        log.warning("%s", note)
-    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
-    scheme = "https" if tls else "http"
-    for c in runtime.connectors:
-        print(
-            f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"
-            f" webhook URL {scheme}://{shown}:{bound}{c.base_path}",
-            file=sys.stderr,
-            flush=True,
-        )
-    print(f"listening on {host}:{bound}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if tls is not None and spec.tls is not None:
-        loop.add_signal_handler(signal.SIGHUP, reload_tls, tls, spec.tls)
-    await stop.wait()
-    log.info("stopping: no new connections; finishing requests in flight")
-    server.stop()
-    runtime.accepting = False
-    await server.close_all_connections()
-    await runtime.stop()
-    log.info("stopped")
-    return EXIT_OK
-
-
-def load_tls(spec: TLSSpec) -> ssl.SSLContext:
-    """An HTTPS server context with the certificate chain and key of ``spec``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(spec.cert_file, spec.key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectorRuntimeError(
-            f"cannot load TLS certificate {spec.cert_file} / key {spec.key_file}: {exc}"
-        ) from None
-    return context
-
-
-def reload_tls(context: ssl.SSLContext, spec: TLSSpec) -> None:
-    """SIGHUP: load renewed certificate files into the live context (new handshakes use
-    them); a failed reload keeps the old certificate and logs why."""
-    try:
-        context.load_cert_chain(spec.cert_file, spec.key_file)
-    except (OSError, ssl.SSLError) as exc:
-        log.error("TLS reload failed, keeping the old certificate: %s", exc)
-        return
-    log.info("TLS certificate reloaded from %s", spec.cert_file)
-
-
-def _bound_port(server: tornado.httpserver.HTTPServer) -> int | None:
-    for sock in server._sockets.values():
-        return int(sock.getsockname()[1])
-    return None
+    return asyncio.run(serving.serve(manifest, registry, options))
 
 
 if __name__ == "__main__":

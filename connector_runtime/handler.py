@@ -23,6 +23,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from connector_runtime.errors import Unavailable
 from connector_runtime.events import Event
+from connector_runtime.guard import RequestGuard
 from connector_runtime.records import SourceContext
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -114,6 +115,7 @@ class SourceHandler(RequestHandler):
         self._started = time.monotonic()
         self._outcome: dict[str, int] | None = None
         self._rejection: str | None = None
+        self._counted = False
         self.request_id = ""
 
     # -- what subclasses provide ------------------------------------------------------
@@ -147,6 +149,9 @@ class SourceHandler(RequestHandler):
         self.request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
         self.set_header("X-Request-Id", self.request_id)
         guard = self.ctx.guard
+        if guard is not None:
+            guard.stats.requests_in_flight += 1
+            self._counted = True
         if guard is not None and not guard.allows(
             self.request.remote_ip or "", self.request.headers.get("X-Forwarded-For")
         ):
@@ -234,6 +239,7 @@ class SourceHandler(RequestHandler):
         if guard is not None:
             guard.release(self._reserved)
             self._reserved = 0
+            self._uncount(guard)
             guard.stats.statuses[status] += 1
             guard.stats.observe_request(seconds)
         fields: dict[str, Any] = {
@@ -257,9 +263,15 @@ class SourceHandler(RequestHandler):
 
     def on_connection_close(self) -> None:
         guard = self.ctx.guard
-        if guard is not None and self._reserved:
+        if guard is not None:
             guard.release(self._reserved)
             self._reserved = 0
+            self._uncount(guard)
+
+    def _uncount(self, guard: RequestGuard) -> None:
+        if self._counted:
+            self._counted = False
+            guard.stats.requests_in_flight -= 1
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, RequestRejected):

@@ -43,6 +43,7 @@ class ConnectorStats:
     auth_failures: int = 0
     filter_errors: int = 0
     bytes_in_flight: int = 0
+    requests_in_flight: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     observe_request: Callable[[float], None] = lambda seconds: None
     observe_delivery: Callable[[float], None] = lambda seconds: None

@@ -18,11 +18,43 @@ from connector_runtime.events import to_structured
 from connector_runtime.spool import connect, decode_event, encode_events, event_size
 
 
-def open_existing(data_dir: Path) -> sqlite3.Connection:
-    path = data_dir / "spool.db"
-    if not path.is_file():
-        raise SpoolError(f"no spool at {path}")
+def spools(data_dir: Path) -> list[tuple[str, Path]]:
+    """The spool files under a data dir: ``("", D/spool.db)``, or one per worker shard
+    (``("shard-0", D/shard-0/spool.db)``, …) for ``run --workers N``."""
+    single = data_dir / "spool.db"
+    if single.is_file():
+        return [("", single)]
+    shards = sorted(data_dir.glob("shard-*/spool.db"), key=lambda p: p.parent.name)
+    if not shards:
+        raise SpoolError(f"no spool under {data_dir}")
+    return [(p.parent.name, p) for p in shards]
+
+
+def open_spool(path: Path) -> sqlite3.Connection:
     return connect(path)
+
+
+def merge_stats(groups: list[list[SpoolStats]]) -> list[SpoolStats]:
+    """Add up the per-connector statistics of several shards."""
+    merged: dict[str, SpoolStats] = {}
+    for rows in groups:
+        for r in rows:
+            m = merged.get(r.connector)
+            if m is None:
+                merged[r.connector] = r
+                continue
+            ages = [a for a in (m.oldest_age, r.oldest_age) if a is not None]
+            merged[r.connector] = SpoolStats(
+                connector=r.connector,
+                depth=m.depth + r.depth,
+                oldest_age=max(ages) if ages else None,
+                accepted=m.accepted + r.accepted,
+                delivered=m.delivered + r.delivered,
+                retried=m.retried + r.retried,
+                dead_lettered=m.dead_lettered + r.dead_lettered,
+                dead_letters_now=m.dead_letters_now + r.dead_letters_now,
+            )
+    return [merged[k] for k in sorted(merged)]
 
 
 @dataclass(frozen=True)

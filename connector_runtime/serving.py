@@ -1,0 +1,172 @@
+"""Serving: listen, print the webhook URLs, stop cleanly; TLS; several worker processes.
+
+With ``--workers N`` the command becomes a small supervisor: it starts N copies of itself
+(``--worker-index i``), each binding the same port with ``SO_REUSEPORT`` so the kernel
+spreads connections over them, each with its own spool shard (``DATA_DIR/shard-i``). The
+supervisor forwards SIGINT/SIGTERM/SIGHUP and exits with the workers' worst exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.netutil
+
+from connector_runtime.errors import ConnectorRuntimeError
+from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
+from connector_runtime.manifest_model import Manifest, TLSSpec
+from connector_runtime.plugins import Registry
+from connector_runtime.runtime import Runtime
+from connector_runtime.server import make_app
+from connector_runtime.spool import default_data_dir
+
+log = logging.getLogger("connector_runtime")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    data_dir: Path | None = None
+    workers: int = 1
+    worker_index: int | None = None
+
+    @property
+    def shard_dir(self) -> Path | None:
+        """Where this process's spool lives (a shard of the data dir under ``--workers``)."""
+        if self.worker_index is None:
+            return self.data_dir
+        return (self.data_dir or default_data_dir()) / f"shard-{self.worker_index}"
+
+
+def load_tls(spec: TLSSpec) -> ssl.SSLContext:
+    """An HTTPS server context with the certificate chain and key of ``spec``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(spec.cert_file, spec.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorRuntimeError(
+            f"cannot load TLS certificate {spec.cert_file} / key {spec.key_file}: {exc}"
+        ) from None
+    return context
+
+
+def reload_tls(context: ssl.SSLContext, spec: TLSSpec) -> None:
+    """SIGHUP: load renewed certificate files into the live context (new handshakes use
+    them); a failed reload keeps the old certificate and logs why."""
+    try:
+        context.load_cert_chain(spec.cert_file, spec.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("TLS reload failed, keeping the old certificate: %s", exc)
+        return
+    log.info("TLS certificate reloaded from %s", spec.cert_file)
+
+
+def _listen(server: tornado.httpserver.HTTPServer, options: ServeOptions) -> int:
+    try:
+        sockets = tornado.netutil.bind_sockets(
+            options.port, options.host, reuse_port=options.worker_index is not None
+        )
+    except OSError as exc:
+        raise ConnectorRuntimeError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror}"
+        ) from None
+    server.add_sockets(sockets)
+    return int(sockets[0].getsockname()[1])
+
+
+async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -> int:
+    """Run the runtime until SIGINT/SIGTERM; return the exit code."""
+    runtime = Runtime(manifest, registry, options.shard_dir)
+    await runtime.start()
+    spec = manifest.runtime
+    limit = max(
+        [
+            int(c.source.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
+            for c in manifest.connectors
+        ]
+        + [DEFAULT_MAX_BODY_BYTES]
+    )
+    try:
+        tls = load_tls(spec.tls) if spec.tls else None
+        server = tornado.httpserver.HTTPServer(
+            make_app(runtime),
+            ssl_options=tls,
+            max_body_size=limit + 1024 * 1024,
+            max_header_size=spec.max_header_bytes,
+            idle_connection_timeout=spec.idle_timeout,
+            body_timeout=spec.body_timeout,
+            xheaders=False,
+        )
+        bound = _listen(server, options)
+    except ConnectorRuntimeError:
+        await runtime.stop()
+        raise
+    if options.worker_index in (None, 0):
+        print_urls(runtime, options.host, bound, "https" if tls else "http")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if tls is not None and spec.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload_tls, tls, spec.tls)
+    await stop.wait()
+    log.info("stopping: no new connections; finishing requests in flight")
+    server.stop()
+    runtime.accepting = False
+    await _drain(server, runtime)
+    await runtime.stop()
+    log.info("stopped")
+    return 0
+
+
+async def _drain(
+    server: tornado.httpserver.HTTPServer, runtime: Runtime, grace: float = 30.0
+) -> None:
+    """Let requests in flight finish (up to ``grace`` seconds), then close the connections."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline and any(
+        c.stats.requests_in_flight > 0 for c in runtime.connectors
+    ):
+        await asyncio.sleep(0.02)
+    await server.close_all_connections()
+
+
+def print_urls(runtime: Runtime, host: str, port: int, scheme: str) -> None:
+    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
+    for c in runtime.connectors:
+        print(
+            f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"
+            f" webhook URL {scheme}://{shown}:{port}{c.base_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
+
+
+def supervise(argv: Sequence[str], workers: int) -> int:
+    """Start ``workers`` copies of this command, forward signals, wait for all of them."""
+    command = [sys.executable, "-m", "connector_runtime.cli", *argv]
+    children = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)

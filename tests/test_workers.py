@@ -1,0 +1,101 @@
+"""``run --workers N``: processes sharing one port, each with its own spool shard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from connector_runtime.testing import RecordingTarget, connector_doc, free_port, post
+from tests.auth0_fixtures import batch, jsonl
+from tests.procs import cli, write_manifest
+
+
+def test_two_workers_share_the_port_and_keep_their_own_shards(
+    recording_target: RecordingTarget, tmp_path: Path
+):
+    recording_target.respond = lambda e: 400 if e.id.endswith("-000000") else 200
+    manifest = write_manifest(
+        tmp_path / "m.yaml",
+        [
+            connector_doc(
+                "w",
+                "auth0",
+                {},
+                {"type": "http", "config": {"url": recording_target.url, "mode": "binary"}},
+            )
+        ],
+    )
+    port = free_port()
+    log = open(tmp_path / "err.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector_runtime.cli",
+            "run",
+            str(manifest),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--log-format",
+            "text",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if post(f"http://127.0.0.1:{port}/healthz", method="GET").status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        for n in range(60):  # each request on a new connection: the kernel spreads them
+            assert post(f"http://127.0.0.1:{port}/w", jsonl(batch(5, f"r{n:03d}-"))).status == 200
+        recording_target.wait_for(240)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()
+    assert len(recording_target.events) == 240
+    shards = sorted(p.parent.name for p in (tmp_path / "data").glob("shard-*/spool.db"))
+    assert shards == ["shard-0", "shard-1"]
+    stats = json.loads(cli("spool", "stats", "--data-dir", str(tmp_path / "data"), "--json").stdout)
+    assert stats == [
+        {
+            "connector": "w",
+            "depth": 0,
+            "oldestAgeSeconds": None,
+            "accepted": 300,
+            "delivered": 240,
+            "retried": 0,
+            "deadLettered": 60,
+            "deadLettersNow": 60,
+        }
+    ]
+    per_shard = [
+        json.loads(
+            cli("spool", "stats", "--data-dir", str(tmp_path / "data" / s), "--json").stdout
+        )[0]["accepted"]
+        for s in shards
+    ]
+    assert all(n > 0 for n in per_shard), per_shard  # both workers took requests
+    listed = json.loads(cli("dlq", "list", "--data-dir", str(tmp_path / "data"), "--json").stdout)
+    assert len(listed) == 60 and all(r["id"].startswith("shard-") for r in listed)
+    one = cli("dlq", "show", listed[0]["id"], "--data-dir", str(tmp_path / "data"))
+    assert json.loads(one.stdout)["eventId"] == listed[0]["eventId"]
+    bad = cli("dlq", "show", "17", "--data-dir", str(tmp_path / "data"))
+    assert bad.returncode == 2 and "SHARD:ID" in bad.stderr
+    log_text = (tmp_path / "err.log").read_text()
+    assert log_text.count("webhook URL") == 1
