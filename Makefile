@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint fuzz bench clean schemas
 
-$(STAMP): pyproject.toml plugins/auth0/pyproject.toml
+$(STAMP): pyproject.toml plugins/auth0/pyproject.toml plugins/webhook/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]' -e ./plugins/auth0
+	$(BIN)/python -m pip install -q -e '.[test]' -e ./plugins/auth0 -e ./plugins/webhook
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -32,3 +32,11 @@ schemas: $(STAMP)
 	$(BIN)/python -m connector_runtime.cli schema manifest > schemas/manifest.schema.json
 	for t in $$($(BIN)/python -c 'from connector_runtime.plugins import build_registry as b; r=b(); print(*sorted([*r.source_types, *r.target_types]))'); do \
 	  $(BIN)/python -m connector_runtime.cli schema $$t > schemas/$$t.config.schema.json; done
+
+# Longer fuzzing than the bounded budget make test gives it.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest tests/fuzz -q
+
+# The benchmark (a few minutes; never part of make test).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from connector_runtime import serving, spool_admin
+from connector_runtime import filter_test, serving, spool_admin
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON")
     schema = sub.add_parser("schema", help="print the JSON Schema of a type's config")
     schema.add_argument("type", metavar="TYPE", help="a source or target type, or 'manifest'")
+    filt = sub.add_parser("filter", help="run deliveries through a connector's filters offline")
+    filt.add_argument("action", choices=["test"])
+    filt.add_argument("manifest", metavar="MANIFEST")
+    filt.add_argument("files", nargs="+", metavar="FILE", help="delivery bodies")
+    filt.add_argument("--connector", required=True, help="the connector's name")
     dlq = sub.add_parser("dlq", help="dead letters: list, show, redrive, purge")
     dlq.add_argument("action", choices=["list", "show", "redrive", "purge"])
     dlq.add_argument(
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(args, registry)
         if args.command == "schema":
             return cmd_schema(args, registry)
+        if args.command == "filter":
+            return cmd_filter(args, registry)
         if args.command == "dlq":
             return cmd_dlq(args)
         if args.command == "spool":
@@ -163,6 +170,25 @@ def cmd_schema(args: argparse.Namespace, registry: Registry) -> int:
         print(f"error: unknown type {name!r} (known: {', '.join(known)})", file=sys.stderr)
         return EXIT_INPUT
     print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
+def cmd_filter(args: argparse.Namespace, registry: Registry) -> int:
+    manifest = load_manifest([args.manifest], registry)
+    results = filter_test.run(manifest, registry, args.connector, [Path(f) for f in args.files])
+    passed = total = 0
+    for path, outcome in results:
+        if isinstance(outcome, str):
+            print(f"{path}: {outcome}")
+            continue
+        for verdict in outcome:
+            total += 1
+            passed += verdict.passed
+            word = "PASS" if verdict.passed else "FILTERED"
+            print(f"{path}: {verdict.event.id} {verdict.event.type}: {word}")
+            for reason in verdict.reasons:
+                print(f"    {reason}")
+    print(f"{passed} of {total} event(s) pass", file=sys.stderr)
     return EXIT_OK
 
 

@@ -228,7 +228,9 @@ def load_manifest(
                 connectors.append(result)
             elif isinstance(result, RuntimeSpec):
                 if runtime is not None:
-                    problems.append(Problem(file, None, "kind", "a second Runtime document"))
+                    problems.append(
+                        Problem(file, None, "kind", "a second Runtime document (one per run)")
+                    )
                 runtime = result
     if not problems and not connectors:
         problems.append(Problem(", ".join(map(str, paths)), None, "", "no Connector documents"))

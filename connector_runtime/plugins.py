@@ -54,16 +54,22 @@ class Registry:
     plugins: list[PluginInfo] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
 
+    def named_event_filters(
+        self, connector: ConnectorSpec, on_error: Callable[[str], None] = lambda reason: None
+    ) -> list[tuple[str, EventPredicate]]:
+        """Like :meth:`event_filters`, with the name of the plugin each predicate came from."""
+        found: list[tuple[str, EventPredicate]] = []
+        for impl in self.plugin_manager.hook.event_filter.get_hookimpls():
+            predicate = _call(impl, connector=connector, on_error=on_error)
+            if predicate is not None:
+                found.append((impl.plugin_name, predicate))
+        return found
+
     def event_filters(
         self, connector: ConnectorSpec, on_error: Callable[[str], None] = lambda reason: None
     ) -> list[EventPredicate]:
         """Every predicate the plugins return for this connector (see ``event_filter``)."""
-        found: list[EventPredicate] = []
-        for impl in self.plugin_manager.hook.event_filter.get_hookimpls():
-            predicate = _call(impl, connector=connector, on_error=on_error)
-            if predicate is not None:
-                found.append(predicate)
-        return found
+        return [p for _, p in self.named_event_filters(connector, on_error)]
 
 
 def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:

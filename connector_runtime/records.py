@@ -82,6 +82,9 @@ class SourceType:
     routes: Callable[[SourceContext], Sequence[Route]]
     description: str = ""
     check_config: ConfigCheck | None = None
+    parse_offline: Callable[[bytes, SourceContext], Sequence[Event]] | None = None
+    """Optional: turn a delivery body into events without a request (``filter test``);
+    raise ``ValueError`` with a one-line reason for a body the source would refuse."""
 
 
 @dataclass(frozen=True)

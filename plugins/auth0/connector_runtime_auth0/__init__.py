@@ -21,7 +21,7 @@ from connector_runtime.manifest_model import ConnectorSpec
 from connector_runtime.records import EventPredicate, SourceType
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
-from connector_runtime_auth0.handler import Auth0Handler, routes
+from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_event
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
 
@@ -70,6 +70,7 @@ SOURCE_TYPE: Final = SourceType(
     routes=routes,
     description="Auth0 log streams (Custom Webhook): one CloudEvent per log record",
     check_config=check_config,
+    parse_offline=parse_offline,
 )
 
 

@@ -16,7 +16,7 @@ from connector_runtime.records import Route, SourceContext
 from connector_runtime_auth0.mapping import to_event
 from connector_runtime_auth0.parse import ParseError, parse_body
 
-__all__ = ["Auth0Handler", "routes"]
+__all__ = ["Auth0Handler", "parse_offline", "routes"]
 
 
 class Auth0Handler(SourceHandler):
@@ -30,6 +30,16 @@ class Auth0Handler(SourceHandler):
             raise RequestRejected(400, str(exc)) from None
         source = config.get("source") or self.ctx.default_source
         return [to_event(record, source) for record in records]
+
+
+def parse_offline(body: bytes, ctx: SourceContext) -> Sequence[Event]:
+    """The events a delivery body becomes, without a request (``filter test``)."""
+    try:
+        records = parse_body(body, ctx.config.get("format", "auto"))
+    except ParseError as exc:
+        raise ValueError(str(exc)) from None
+    source = ctx.config.get("source") or ctx.default_source
+    return [to_event(record, source) for record in records]
 
 
 def routes(ctx: SourceContext) -> Sequence[Route]:

@@ -80,7 +80,11 @@ def test_register_source_types():
 def test_event_filter():
     config = {"events": ["fp", "auth.signup.fail", "brand_new_code"]}
     [predicate] = [
-        p for p in plugin_manager().hook.event_filter(connector=connector(config=config), on_error=print) if p
+        p
+        for p in plugin_manager().hook.event_filter(
+            connector=connector(config=config), on_error=print
+        )
+        if p
     ]
     assert predicate(event("fp", "auth.login.fail"))  # listed code
     assert predicate(event("fs", "auth.signup.fail"))  # listed category
