@@ -4,8 +4,9 @@
 size, Content-Type, handing over, the JSON answer). This handler adds, in request order:
 
 1. :meth:`WebhookHandler.authorize`: the headers half of the ``auth`` check (401);
-2. :meth:`WebhookHandler.events`: the body half (the signature, 401), then either the
-   CloudEvents the request already is, or one event per JSON object of the body (400).
+2. :meth:`WebhookHandler.verify_body`: the body half (the signature, 401);
+3. :meth:`WebhookHandler.events`: either the CloudEvents the request already is, or one
+   event per JSON object of the body (400).
 
 The connector's config is compiled once, in :func:`routes`, into a :class:`Plan` that every
 request shares.
@@ -74,29 +75,36 @@ def compile_plan(config: Mapping[str, Any], default_source: str) -> Plan:
 class WebhookHandler(SourceHandler):
     """``POST /<connector>``: a signed webhook (or CloudEvents) in, CloudEvents out."""
 
+    TOKEN_KEY = None  # credentials live under ``auth``, checked below
     plan: Plan
 
-    def initialize(self, ctx: SourceContext, plan: Plan) -> None:  # type: ignore[override]
-        super().initialize(ctx)
-        self.plan = plan
+    def initialize(self, ctx: SourceContext, **options: Any) -> None:
+        super().initialize(ctx, **options)
+        self.plan = options["plan"]
         self._presented = Presented()
 
     def authorize(self) -> None:
         try:
             self._presented = self.plan.auth.check_headers(self.request.headers, time.time())
         except AuthFailure as exc:
-            raise RequestRejected(401, exc.reason) from None
+            raise self._unauthorized(exc.reason) from None
+
+    def verify_body(self, body: bytes) -> None:
+        if self.plan.auth.needs_body:
+            try:
+                self.plan.auth.check_body(self._presented, body)
+            except AuthFailure as exc:
+                raise self._unauthorized(exc.reason) from None
+
+    def _unauthorized(self, reason: str) -> RequestRejected:
+        challenge = {"WWW-Authenticate": BASIC_CHALLENGE} if self.plan.auth.kind == "basic" else {}
+        return RequestRejected(401, reason, headers=challenge)
 
     def accepts_content_type(self, mtype: str) -> bool:
         # In binary mode the body is the event's data, of whatever type the sender says.
         return self.plan.mode(mtype, self.request.headers) == "binary" or is_json_like(mtype)
 
     def events(self, body: bytes) -> Sequence[Event]:
-        if self.plan.auth.needs_body:
-            try:
-                self.plan.auth.check_body(self._presented, body)
-            except AuthFailure as exc:
-                raise RequestRejected(401, exc.reason) from None
         headers = self.request.headers
         content_type = headers.get("Content-Type")
         try:
@@ -112,11 +120,6 @@ class WebhookHandler(SourceHandler):
             return [request.event(e.data, e.label, i) for i, e in enumerate(elements)]
         except (ParseError, AttributeProblem) as exc:
             raise RequestRejected(400, str(exc)) from None
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if status_code == 401 and self.plan.auth.kind == "basic":
-            self.set_header("WWW-Authenticate", BASIC_CHALLENGE)
-        super().write_error(status_code, **kwargs)
 
 
 def routes(ctx: SourceContext) -> Sequence[Route]:
