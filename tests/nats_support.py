@@ -29,6 +29,7 @@ from typing import Any
 import nats
 import nats.js.errors
 import pytest
+from nats.js import api
 
 from connector_runtime.testing import free_port
 
@@ -189,8 +190,14 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+async def _quiet(exc: Exception) -> None:
+    """Connection errors while a node is down are expected; the client tries the next."""
+
+
 async def _connect(urls: Iterable[str]) -> Any:
-    return await nats.connect(list(urls), connect_timeout=2, max_reconnect_attempts=3)
+    return await nats.connect(
+        list(urls), connect_timeout=2, max_reconnect_attempts=3, error_cb=_quiet
+    )
 
 
 def wait_for_jetstream(urls: list[str], timeout: float = 20) -> None:
@@ -216,26 +223,25 @@ def wait_for_jetstream(urls: list[str], timeout: float = 20) -> None:
 
 
 def stream_messages(urls: list[str], stream: str) -> list[StoredMessage]:
-    """Every message of ``stream``, in sequence order."""
+    """Every message of ``stream`` in sequence order, read with an ephemeral pull consumer."""
 
     async def read() -> list[StoredMessage]:
         nc = await _connect(urls)
         try:
             js = nc.jetstream(timeout=5)
-            state = (await js.stream_info(stream)).state
-            out = []
-            for seq in range(state.first_seq, state.last_seq + 1):
-                if state.messages == 0:
-                    break
-                try:
-                    msg = await js.get_msg(stream, seq)
-                except nats.js.errors.NotFoundError:
-                    continue
-                out.append(
-                    StoredMessage(
-                        msg.seq or seq, msg.subject or "", dict(msg.headers or {}), msg.data or b""
-                    )
-                )
+            total = (await js.stream_info(stream)).state.messages
+            config = api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE,
+                deliver_policy=api.DeliverPolicy.ALL,
+                inactive_threshold=30,
+            )
+            sub = await js.pull_subscribe("", stream=stream, config=config)
+            out: list[StoredMessage] = []
+            while len(out) < total:
+                for msg in await sub.fetch(min(1000, total - len(out)), timeout=5):
+                    seq = msg.metadata.sequence.stream
+                    out.append(StoredMessage(seq, msg.subject, dict(msg.headers or {}), msg.data))
+            await sub.unsubscribe()
             return out
         finally:
             await nc.close()
@@ -258,6 +264,19 @@ def stream_count(urls: list[str], stream: str) -> int:
             await nc.close()
 
     return _run(count())  # type: ignore[no-any-return]
+
+
+def delete_stream(urls: list[str], stream: str) -> None:
+    """Delete ``stream`` (as an operator might, under a running runtime)."""
+
+    async def delete() -> None:
+        nc = await _connect(urls)
+        try:
+            await nc.jetstream(timeout=5).delete_stream(stream)
+        finally:
+            await nc.close()
+
+    _run(delete())
 
 
 def stream_leader(urls: list[str], stream: str) -> str | None:

@@ -15,6 +15,7 @@ from nats_support import (
     NatsServer,
     auth0_data,
     auth0_lines,
+    delete_stream,
     log_id,
     requires_nats_server,
     stream_count,
@@ -28,6 +29,7 @@ from connector_runtime.events import make_event, to_structured
 from connector_runtime.manifest import load_manifest
 from connector_runtime.plugins import build_registry
 from connector_runtime.records import TargetContext
+from connector_runtime.targets import nats as nats_target
 from connector_runtime.targets.nats import (
     CONFIG_SCHEMA,
     MSG_ID_HEADER,
@@ -412,3 +414,28 @@ def test_target_down_then_up_delivers_everything_once(cr_loop, nats_server, tmp_
         assert sorted(ids) == sorted(first + while_down)
     finally:
         running.stop()
+
+
+@requires_nats_server
+def test_a_deleted_stream_is_looked_up_again(cr_loop, nats_server, make_target, monkeypatch):
+    monkeypatch.setattr(nats_target, "STREAM_RECHECK", 0.2)
+    nats_server.start()
+    target = make_target(_target_config(nats_server.url))
+    watcher = make_target(_target_config(nats_server.url, stream={"name": STREAM, "create": False}))
+    cr_loop.run(target.start())
+    cr_loop.run(watcher.start())
+    assert cr_loop.run(attempt(target, [_event(1)])).retry == {}
+
+    delete_stream([nats_server.url], STREAM)
+    outcome = cr_loop.run(attempt(watcher, [_event(2)]))
+    assert outcome.retry == {0: "no JetStream stream answered (no leader yet, or JetStream is off)"}
+    time.sleep(0.3)
+    outcome = cr_loop.run(attempt(watcher, [_event(2)]))  # create: false -> dead letter
+    assert outcome.rejected == [
+        (_event(2), f"stream {STREAM} does not exist (and stream.create is false)")
+    ]
+
+    assert cr_loop.run(attempt(target, [_event(3)])).retry != {}
+    time.sleep(0.3)
+    assert cr_loop.run(attempt(target, [_event(3)])).retry == {}  # create: true -> made again
+    assert [m.headers["ce-id"] for m in stream_messages([nats_server.url], STREAM)] == [log_id(3)]

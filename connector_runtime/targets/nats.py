@@ -21,6 +21,7 @@ a missing stream under ``create: false`` are permanent: the events are dead-lett
 
 The connection is made in the background with unlimited reconnects, so a NATS that is down
 when the runtime starts delays deliveries (they retry) but neither start-up nor requests.
+Deployment (replicas, an R3 stream) and the duplicate window are described in docs/nats.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import asyncio
 import functools
 import importlib.util
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,6 +57,8 @@ MAX_BATCH: Final = 500
 RECONNECT_WAIT: Final = 1
 """Seconds between connection attempts to the same server."""
 DRAIN_TIMEOUT: Final = 5.0
+STREAM_RECHECK: Final = 30.0
+"""Seconds after "no stream answered" before the stream is looked up again."""
 _SUBJECT_CACHE_SIZE: Final = 4096
 
 _DURATION: Final[dict[str, Any]] = {
@@ -346,6 +350,7 @@ class NATSTarget:
         self._js: JetStreamContext | None = None
         self._stream_subjects: tuple[str, ...] | None = None
         self._stream_lock = asyncio.Lock()
+        self._recheck_at = 0.0
         self._in_stream: dict[str, bool] = {}
         self._connecting: asyncio.Task[None] | None = None
         self._last_error: str | None = None
@@ -409,7 +414,10 @@ class NATSTarget:
         self.log.info("reconnected to NATS at %s", _server_of(self._nc))
 
     async def close(self) -> None:
-        """Stop connecting, let the publishes in flight finish, close the connection."""
+        """Stop connecting; drain and close the connection.
+
+        The runtime closes a target after its dispatcher finished the attempt in flight, so
+        no PubAck is outstanding here."""
         self._closed = True
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
@@ -425,15 +433,35 @@ class NATSTarget:
 
     # -- the stream
 
+    def _stream_known(self) -> tuple[str, ...] | None:
+        subjects = self._stream_subjects
+        if subjects is not None and self._recheck_at and time.monotonic() >= self._recheck_at:
+            return None
+        return subjects
+
     async def _stream_ready(self, js: JetStreamContext) -> tuple[str, ...]:
-        """The stream's subjects, creating the stream first if allowed and missing."""
-        if self._stream_subjects is not None:
-            return self._stream_subjects
+        """The stream's subjects, creating the stream first if allowed and missing.
+
+        Looked up once, and again (at most every ``STREAM_RECHECK`` seconds) after no stream
+        answered a publish: it may have been deleted, or a leader may just be missing."""
+        subjects = self._stream_known()
+        if subjects is not None:
+            return subjects
         async with self._stream_lock:
-            if self._stream_subjects is None:
-                self._stream_subjects = await self._ensure_stream(js)
+            subjects = self._stream_known()
+            if subjects is None:
+                self._recheck_at = 0.0
+                try:
+                    subjects = await self._ensure_stream(js)
+                except DeliveryError as exc:
+                    if exc.permanent:
+                        self._stream_subjects = None
+                    else:
+                        self._recheck_at = time.monotonic() + STREAM_RECHECK
+                    raise
+                self._stream_subjects = subjects
                 self._in_stream.clear()
-            return self._stream_subjects
+            return subjects
 
     async def _ensure_stream(self, js: JetStreamContext) -> tuple[str, ...]:
         try:
@@ -503,8 +531,8 @@ class NATSTarget:
                     subject, payload, timeout=self.timeout, stream=self.stream, headers=headers
                 )
             except Exception as exc:
-                if isinstance(exc, nats.js.errors.NoStreamResponseError):
-                    self._stream_subjects = None  # look again: it may be gone, or elsewhere
+                if isinstance(exc, nats.js.errors.NoStreamResponseError) and not self._recheck_at:
+                    self._recheck_at = time.monotonic() + STREAM_RECHECK
                 return classify(exc, self.timeout)
         if ack.duplicate:
             self.duplicates += 1
