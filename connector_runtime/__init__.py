@@ -15,8 +15,11 @@ from connector_runtime.errors import (
 from connector_runtime.events import Event, make_event, to_batch, to_binary, to_structured
 from connector_runtime.handler import RequestRejected, SourceHandler
 from connector_runtime.hookspecs import hookimpl
+from connector_runtime.manifest_model import ConnectorSpec
 from connector_runtime.records import (
+    EventPredicate,
     Outcome,
+    Route,
     SendResult,
     SourceContext,
     SourceType,
@@ -29,12 +32,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConnectorRuntimeError",
+    "ConnectorSpec",
     "DeliveryError",
     "Event",
+    "EventPredicate",
     "ManifestError",
     "Outcome",
     "PluginError",
     "RequestRejected",
+    "Route",
     "SendResult",
     "SourceContext",
     "SourceHandler",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from connector_runtime import filter_test, serving, spool_admin
+from connector_runtime import filter_test, scaffold, serving, spool_admin
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     spool.add_argument("--data-dir", default="data", help="the runtime's data dir")
     spool.add_argument("--connector", help="only this connector")
     spool.add_argument("--json", action="store_true", help="print JSON")
+    scaffold.add_parser(sub)
     return parser
 
 
@@ -79,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw_argv)
     args.raw_argv = raw_argv
+    if args.command == "new-plugin":
+        return scaffold.run(args)
     registry = build_registry()
     try:
         if args.command == "validate":

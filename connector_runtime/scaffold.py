@@ -105,11 +105,8 @@ def output_path(template: PurePosixPath, values: Mapping[str, str]) -> PurePosix
     """Where a template is written, relative to the plugin's directory."""
     parts = []
     for part in template.parts:
-        if part == _PACKAGE_DIR:
-            part = values["package"]
-        if part.startswith(_DOT):
-            part = "." + part[len(_DOT) :]
-        parts.append(part.removesuffix(_SUFFIX))
+        name = values["package"] if part == _PACKAGE_DIR else part.removesuffix(_SUFFIX)
+        parts.append("." + name.removeprefix(_DOT) if name.startswith(_DOT) else name)
     return PurePosixPath(*parts)
 
 

@@ -42,6 +42,10 @@ from connector_runtime.server import make_app
 
 T = TypeVar("T")
 
+# The conformance suite is assertion code run by plugin test suites: give it pytest's
+# detailed assertion messages.
+pytest.register_assert_rewrite("connector_runtime.conformance")
+
 
 class LoopThread:
     """An asyncio event loop running in a daemon thread."""

@@ -8,9 +8,12 @@ To add another source type, subclass ``SourceConformance`` here the same way (fo
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any, ClassVar
 
 import pytest
 
+from connector_runtime import RequestRejected, SourceHandler, SourceType, hookimpl, make_event
 from connector_runtime.conformance import SourceConformance, marks_secret
 from connector_runtime.plugins import build_registry
 from tests.auth0_fixtures import batch, jsonl, record
@@ -20,10 +23,13 @@ AUTH0_TOKEN = "Bearer conformance-0123456789"
 
 class TestAuth0Conformance(SourceConformance):
     source_type = "auth0"
-    config = {"token": AUTH0_TOKEN, "source": "https://acme-test.eu.auth0.com/"}
-    auth_headers = {"Authorization": AUTH0_TOKEN}
+    config: ClassVar[dict[str, Any]] = {
+        "token": AUTH0_TOKEN,
+        "source": "https://acme-test.eu.auth0.com/",
+    }
+    auth_headers: ClassVar[dict[str, str]] = {"Authorization": AUTH0_TOKEN}
     # the valid body holds successful logins ("s") only; "fp" keeps none of them
-    filter_config = {"token": AUTH0_TOKEN, "events": ["fp"]}
+    filter_config: ClassVar[dict[str, Any]] = {"token": AUTH0_TOKEN, "events": ["fp"]}
 
     def valid_body(self):
         return jsonl(batch(3, prefix="conf")), {"Content-Type": "application/json"}, 3
@@ -70,3 +76,76 @@ def test_wrong_credentials_only_change_the_credentials():
     assert authorized == {"Authorization": AUTH0_TOKEN, "Content-Type": "application/json"}
     assert suite.requires_auth
     assert suite.wrong_config()["xConformanceUnknownKey"] is True
+
+
+# -- the suite catches a source that breaks the rules ----------------------------------------
+
+SLOPPY_TOKEN = "Bearer sloppy-0123456789"
+
+
+class _SloppyHandler(SourceHandler):
+    """Leaks its token, takes any body, and makes up a new id for every event."""
+
+    def authorize(self):
+        if self.request.headers.get("Authorization") != self.token:
+            raise RequestRejected(401, f"expected {self.token}")
+
+    def events(self, body):
+        return [
+            make_event(id=uuid.uuid4().hex, source="/sloppy", type="sloppy.line")
+            for line in body.splitlines()
+            if line
+        ]
+
+
+class _SloppyPlugin:
+    @hookimpl
+    def register_source_types(self, register):
+        schema = {
+            "type": "object",
+            "properties": {"token": {"type": "string", "x-secret": True}, "note": {}},
+        }
+        register(SourceType("sloppy", schema, lambda ctx: [("", _SloppyHandler, {"ctx": ctx})]))
+
+
+class _Sloppy(SourceConformance):
+    source_type = "sloppy"
+    config: ClassVar[dict[str, Any]] = {"token": SLOPPY_TOKEN}
+    auth_headers: ClassVar[dict[str, str]] = {"Authorization": SLOPPY_TOKEN}
+    filter_config: ClassVar[dict[str, Any]] = {"token": SLOPPY_TOKEN, "note": "filter me"}
+
+    def valid_body(self):
+        return b"a\nb\n", {"Content-Type": "text/plain"}, 2
+
+    def bad_bodies(self):
+        return [(b"\xff not even text", {})]
+
+    def registry(self):
+        return build_registry(extra=[("sloppy", _SloppyPlugin())])
+
+
+class _SloppyAuthOnly(_Sloppy):
+    def bad_bodies(self):
+        return []
+
+
+def test_the_suite_catches_ids_that_change_on_redelivery(cr_loop, recording_target, tmp_path):
+    with pytest.raises(AssertionError, match="the same body again must be all duplicates"):
+        _Sloppy().test_ids_are_stable_across_redelivery(cr_loop, recording_target, tmp_path)
+
+
+def test_the_suite_catches_accepted_garbage(runtime_factory, recording_target):
+    with pytest.raises(AssertionError, match=r"bad_bodies\(\)\[0\]: 200"):
+        _Sloppy().test_bad_input_is_rejected_and_emits_nothing(runtime_factory, recording_target)
+
+
+def test_the_suite_catches_a_secret_in_an_answer(runtime_factory, recording_target):
+    with pytest.raises(AssertionError, match="without credentials: answer shows a secret"):
+        _SloppyAuthOnly().test_bad_input_is_rejected_and_emits_nothing(
+            runtime_factory, recording_target
+        )
+
+
+def test_the_suite_catches_an_ignored_filter(runtime_factory, recording_target):
+    with pytest.raises(AssertionError, match="filtered"):
+        _Sloppy().test_event_filter_is_honoured(runtime_factory, recording_target)
