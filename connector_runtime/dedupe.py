@@ -34,9 +34,12 @@ def first_of_each(events: Sequence[Event], known: set[str]) -> list[Event]:
 class SpoolDedupe:
     """The dedupe window in the spool (survives restarts)."""
 
-    def __init__(self, spool: Spool, connector: str) -> None:
+    def __init__(self, spool: Spool, connector: str, wait: bool = True) -> None:
         self.spool = spool
         self.connector = connector
+        self.wait = wait
+        """False: record ids without waiting for the commit (``ack: received`` answers
+        before anything is on disk anyway)."""
 
     async def split(self, events: Sequence[Event]) -> tuple[list[Event], int]:
         ids = [str(e.attributes["id"]) for e in events]
@@ -45,7 +48,10 @@ class SpoolDedupe:
         return fresh, len(events) - len(fresh)
 
     async def remember(self, ids: Sequence[str]) -> None:
-        await self.spool.run(mark_seen_job(self.connector, ids))
+        if self.wait:
+            await self.spool.run(mark_seen_job(self.connector, ids))
+        else:
+            self.spool.submit(mark_seen_job(self.connector, ids))
 
 
 class MemoryDedupe:

@@ -149,3 +149,32 @@ def test_the_suite_catches_a_secret_in_an_answer(runtime_factory, recording_targ
 def test_the_suite_catches_an_ignored_filter(runtime_factory, recording_target):
     with pytest.raises(AssertionError, match="filtered"):
         _Sloppy().test_event_filter_is_honoured(runtime_factory, recording_target)
+
+
+WEBHOOK_TOKEN = "conformance-webhook-token-42"
+WEBHOOK_CONFIG: dict[str, Any] = {
+    "auth": {"type": "token", "header": "X-Hook-Token", "value": WEBHOOK_TOKEN},
+    "format": "jsonlines",
+    "attributes": {"id": {"pointer": "/id"}, "type": {"value": "com.example.order"}},
+}
+
+
+class TestWebhookConformance(SourceConformance):
+    source_type = "webhook"
+    config: ClassVar[dict[str, Any]] = WEBHOOK_CONFIG
+    auth_headers: ClassVar[dict[str, str]] = {"X-Hook-Token": WEBHOOK_TOKEN}
+    filter_config: ClassVar[dict[str, Any]] = {**WEBHOOK_CONFIG, "types": ["com.example.none"]}
+
+    def valid_body(self):
+        lines = b"".join(
+            json.dumps({"id": f"order-{i}", "total": 2**53 + i}).encode() + b"\n" for i in range(4)
+        )
+        return lines, {"Content-Type": "application/x-ndjson"}, 4
+
+    def bad_bodies(self):
+        return [
+            (b"{not json", {}),
+            (b"[1, 2]\n", {}),
+            (b'{"no_id": 1}\n', {}),
+            (b'{"id": "x"}\n', {"Content-Type": "image/png"}),
+        ]

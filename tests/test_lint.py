@@ -22,6 +22,7 @@ def test_tool_is_clean(command: list[str]):
     tool = BIN / command[0]
     if not tool.exists():
         pytest.skip(f"{command[0]} not installed: pip install -e '.[test]'")
-    out = subprocess.run([str(tool), *command[1:]], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [str(tool), *command[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
