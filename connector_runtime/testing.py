@@ -178,6 +178,16 @@ class RecordingTarget:
 
             self.loop.run(close())
 
+    def wait_for_ids(self, ids: set[str], timeout: float = 20) -> set[str]:
+        """Wait until every id in ``ids`` arrived (redeliveries do not count twice); return
+        the ids still missing when the time ran out (empty on success)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = ids - {e.id for e in list(self.events)}
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.02)
+
     def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
         """Wait until at least ``count`` events arrived; return them."""
         deadline = time.monotonic() + timeout
