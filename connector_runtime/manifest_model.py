@@ -33,6 +33,26 @@ class RetrySpec:
 
 
 @dataclass(frozen=True)
+class NatsSpoolSpec:
+    """``delivery.nats``: the JetStream stream that is the spool (``spool: nats``)."""
+
+    servers: tuple[str, ...]
+    stream: str
+    subject: str
+    consumer: str
+    replicas: int = 1
+    retention: str = "workqueue"
+    max_age: float = 0.0
+    """0 means no limit."""
+    duplicate_window: float = 120.0
+    timeout: float = 5.0
+    credentials: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class DeliverySpec:
     ack: str = "durable"
     timeout: float = 10.0
@@ -42,6 +62,8 @@ class DeliverySpec:
     dedupe_window: float = DEFAULT_DEDUPE_WINDOW
     dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES
     spool: str = "local"
+    nats: NatsSpoolSpec | None = None
+    """Set exactly when ``spool`` is ``nats``."""
 
 
 @dataclass(frozen=True)

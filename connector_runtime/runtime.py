@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connector_runtime import nats_spool
 from connector_runtime.dedupe import SpoolDedupe
 from connector_runtime.dispatcher import Dispatcher, status_of
 from connector_runtime.events import Event
@@ -116,11 +117,15 @@ class Runtime:
         predicate = combine(self.registry.event_filters(spec, filter_failed))
         delivery = spec.delivery
         rate = DrainRate()
-        queue: SpoolQueue | MemoryQueue | None = None
+        queue: BatchQueue | None = None
         dispatcher: Dispatcher | None = None
         handoff: Handoff
         dedupe = None
-        if delivery.ack == "delivered":
+        if delivery.spool == "nats":  # JetStream is the spool (and its dedupe)
+            handoff, queue, dispatcher = await nats_spool.build(
+                spec, target, spool, stats, rate, clog
+            )
+        elif delivery.ack == "delivered":
             handoff = DeliveredHandoff(
                 target, delivery.timeout, stats, clog, SpoolDeadLetter(spool, spec.name)
             )
@@ -131,7 +136,7 @@ class Runtime:
                 await asyncio.to_thread(queue.load_depth)
             else:
                 queue = MemoryQueue(spool, spec.name)
-                dedupe = SpoolDedupe(spool, spec.name)
+                dedupe = SpoolDedupe(spool, spec.name, wait=False)
             dispatcher = Dispatcher(
                 spec.name, queue, target, delivery.retry, delivery.timeout, clog, stats
             )

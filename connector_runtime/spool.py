@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -219,14 +219,16 @@ class Spool:
                 conn.execute("ROLLBACK")
             error = SpoolError(f"spool write failed: {exc}")
             for _, future in jobs:
-                if not future.done():
+                with contextlib.suppress(InvalidStateError):
                     future.set_exception(error)
             return
         for future, value, failure in results:
-            if failure is not None:
-                future.set_exception(SpoolError(f"spool write failed: {failure}"))
-            else:
-                future.set_result(value)
+            # A waiter that gave up (cancelled its future) changes nothing: the commit stands.
+            with contextlib.suppress(InvalidStateError):
+                if failure is not None:
+                    future.set_exception(SpoolError(f"spool write failed: {failure}"))
+                else:
+                    future.set_result(value)
 
     def submit(self, job: Job) -> Future[Any]:
         """Queue ``job(conn)`` for the next group commit; the future resolves after COMMIT."""

@@ -35,9 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import nats.errors
 import nats.js.errors
-from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
 from connector_runtime.errors import DeliveryError
@@ -50,13 +48,17 @@ from connector_runtime.events import (
 )
 from connector_runtime.hookspecs import hookimpl
 from connector_runtime.manifest import parse_duration
+from connector_runtime.nats_common import (
+    MSG_ID_HEADER,
+    Connection,
+    auth_options,
+    classify,
+    ensure_stream,
+    subject_matches,
+)
 from connector_runtime.records import SendResult, TargetContext, TargetType
 
-MSG_ID_HEADER: Final = "Nats-Msg-Id"
 MAX_BATCH: Final = 500
-RECONNECT_WAIT: Final = 1
-"""Seconds between connection attempts to the same server."""
-DRAIN_TIMEOUT: Final = 5.0
 STREAM_RECHECK: Final = 30.0
 """Seconds after "no stream answered" before the stream is looked up again."""
 _SUBJECT_CACHE_SIZE: Final = 4096
@@ -256,19 +258,6 @@ def render_subject(template: str, attributes: Mapping[str, AttributeValue], conn
     return "".join(out)
 
 
-def subject_matches(pattern: str, subject: str) -> bool:
-    """True when every subject ``subject`` stands for (it may hold ``*`` tokens) also
-    matches ``pattern`` (a stream subject with ``*`` and ``>`` wildcards)."""
-    want = pattern.split(".")
-    have = subject.split(".")
-    for i, part in enumerate(want):
-        if part == ">":
-            return len(have) > i
-        if i >= len(have) or (part != "*" and part != have[i]):
-            return False
-    return len(want) == len(have)
-
-
 # -- encoding and errors (pure) ----------------------------------------------------------
 
 
@@ -285,27 +274,6 @@ def encode(event: Event, mode: str) -> tuple[bytes, dict[str, str]]:
         headers["content-type" if name == "datacontenttype" else "ce-" + name] = text
     headers[MSG_ID_HEADER] = event.id
     return event.data or b"", headers
-
-
-def classify(exc: BaseException, timeout: float, awaited: str = "PubAck") -> tuple[bool, str]:
-    """``(permanent, one-line reason)`` for an exception a JetStream request raised."""
-    if isinstance(exc, nats.js.errors.APIError):
-        code = exc.code
-        reason = f"JetStream {code if code is not None else 'error'}: {exc.description or '?'}"
-        if exc.err_code:
-            reason += f" (err_code {exc.err_code})"
-        transient = code is None or code in (408, 429) or code >= 500
-        return not transient, reason
-    if isinstance(exc, nats.js.errors.NoStreamResponseError):
-        return False, "no JetStream stream answered (no leader yet, or JetStream is off)"
-    if isinstance(exc, nats.errors.MaxPayloadError):
-        return True, "message exceeds the server's maximum payload (max_payload)"
-    if isinstance(exc, nats.errors.BadSubjectError | nats.errors.BadHeaderError):
-        return True, f"invalid message: {type(exc).__name__}"
-    if isinstance(exc, TimeoutError):  # nats.errors.TimeoutError too
-        return False, f"no {awaited} within {timeout:g}s"
-    text = " ".join(str(exc).split())
-    return False, f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # -- the target --------------------------------------------------------------------------
@@ -335,83 +303,39 @@ class NATSTarget:
             num_replicas=int(stream.get("replicas", 1)),
             storage=api.StorageType.FILE,
         )
-        self._auth: dict[str, Any] = {}
-        if "credentials" in config:
-            self._auth["user_credentials"] = str(config["credentials"])
-        if "token" in config:
-            self._auth["token"] = str(config["token"])
-        if "user" in config:
-            self._auth["user"] = str(config["user"])
-            self._auth["password"] = str(config["password"])
         self.duplicates = 0
         """PubAcks that said JetStream already had the message (dropped as a repeat)."""
         self._slots = asyncio.Semaphore(int(config.get("maxInFlight", 256)))
-        self._nc = Client()
-        self._js: JetStreamContext | None = None
+        self._conn = Connection(
+            self.servers,
+            f"connector-runtime {self.connector}",
+            self.timeout,
+            auth_options(
+                config.get("credentials"),
+                config.get("token"),
+                config.get("user"),
+                config.get("password"),
+            ),
+            self.log,
+            on_connect=self._on_connect,
+        )
         self._stream_subjects: tuple[str, ...] | None = None
         self._stream_lock = asyncio.Lock()
         self._recheck_at = 0.0
         self._in_stream: dict[str, bool] = {}
-        self._connecting: asyncio.Task[None] | None = None
-        self._last_error: str | None = None
         self._closed = False
 
     # -- life cycle
 
     async def start(self) -> None:
         """Connect (in the background) and ensure the stream; wait at most ``timeout``."""
-        if self._connecting is None:
-            self._connecting = asyncio.get_running_loop().create_task(
-                self._connect(), name=f"nats connect {self.connector}"
-            )
-        try:
-            await asyncio.wait_for(asyncio.shield(self._connecting), self.timeout)
-        except TimeoutError:
-            self.log.warning(
-                "NATS at %s not reachable yet (%s); deliveries retry until it is",
-                ", ".join(self.servers),
-                self._last_error or "connecting",
-            )
+        await self._conn.start()
 
-    async def _connect(self) -> None:
+    async def _on_connect(self, js: JetStreamContext) -> None:
         try:
-            await self._nc.connect(
-                servers=self.servers,
-                name=f"connector-runtime {self.connector}",
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=RECONNECT_WAIT,
-                connect_timeout=max(1, round(self.timeout)),
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-                **self._auth,
-            )
-        except Exception as exc:  # the client gave up (e.g. a bad credentials file)
-            self._last_error = classify(exc, self.timeout)[1]
-            self.log.error("cannot connect to NATS: %s", self._last_error)
-            return
-        self._js = self._nc.jetstream(timeout=self.timeout)
-        self._last_error = None
-        self.log.info("connected to NATS at %s", _server_of(self._nc))
-        try:
-            await self._stream_ready(self._js)
+            await self._stream_ready(js)
         except DeliveryError as exc:
             self.log.warning("stream %s not ready: %s", self.stream, exc.reason)
-
-    async def _on_error(self, exc: Exception) -> None:
-        reason = classify(exc, self.timeout)[1]
-        if reason != self._last_error:
-            self.log.warning("NATS: %s", reason)
-        self._last_error = reason
-
-    async def _on_disconnected(self) -> None:
-        if not self._closed:
-            self.log.warning("disconnected from NATS; reconnecting")
-
-    async def _on_reconnected(self) -> None:
-        self._last_error = None
-        self.log.info("reconnected to NATS at %s", _server_of(self._nc))
 
     async def close(self) -> None:
         """Stop connecting; drain and close the connection.
@@ -419,17 +343,7 @@ class NATSTarget:
         The runtime closes a target after its dispatcher finished the attempt in flight, so
         no PubAck is outstanding here."""
         self._closed = True
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-            await asyncio.gather(self._connecting, return_exceptions=True)
-        nc = self._nc
-        if nc.is_connected:
-            try:
-                await asyncio.wait_for(nc.drain(), DRAIN_TIMEOUT)
-            except Exception as exc:  # closing anyway
-                self.log.debug("draining the NATS connection failed: %s", exc)
-        if not nc.is_closed:
-            await nc.close()
+        await self._conn.close()
 
     # -- the stream
 
@@ -464,22 +378,7 @@ class NATSTarget:
             return subjects
 
     async def _ensure_stream(self, js: JetStreamContext) -> tuple[str, ...]:
-        try:
-            try:
-                info = await js.stream_info(self.stream)
-            except nats.js.errors.NotFoundError:
-                if not self.create:
-                    raise DeliveryError(
-                        f"stream {self.stream} does not exist (and stream.create is false)",
-                        permanent=True,
-                    ) from None
-                info = await js.add_stream(self.stream_config)
-                self.log.info("created stream %s", self.stream)
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            permanent, reason = classify(exc, self.timeout, "answer")
-            raise DeliveryError(f"stream {self.stream}: {reason}", permanent=permanent) from None
+        info = await ensure_stream(js, self.stream_config, self.create, self.timeout, self.log)
         subjects = tuple(info.config.subjects or [self.stream])
         pattern = subject_pattern_of(self.template)
         if not any(subject_matches(s, pattern) for s in subjects):
@@ -502,11 +401,11 @@ class NATSTarget:
     # -- sending
 
     async def send(self, events: Sequence[Event]) -> SendResult:
-        js = self._js
+        js = self._conn.js
         if self._closed:
             raise DeliveryError("nats target closed")
-        if js is None or not self._nc.is_connected:
-            raise DeliveryError(f"not connected to NATS: {self._last_error or 'connecting'}")
+        if js is None or not self._conn.connected:
+            raise DeliveryError(self._conn.why_not())
         subjects = await self._stream_ready(js)
         results = await asyncio.gather(*(self._publish(js, subjects, e) for e in events))
         rejected: dict[int, str] = {}
@@ -524,8 +423,8 @@ class NATSTarget:
             return True, f"subject {subject} is not in stream {self.stream} ({', '.join(subjects)})"
         payload, headers = encode(event, self.mode)
         async with self._slots:
-            if not self._nc.is_connected:  # fail fast instead of buffering while reconnecting
-                return False, f"not connected to NATS: {self._last_error or 'reconnecting'}"
+            if not self._conn.connected:  # fail fast instead of buffering while reconnecting
+                return False, self._conn.why_not("reconnecting")
             try:
                 ack = await js.publish(
                     subject, payload, timeout=self.timeout, stream=self.stream, headers=headers
@@ -537,11 +436,6 @@ class NATSTarget:
         if ack.duplicate:
             self.duplicates += 1
         return False, None
-
-
-def _server_of(nc: Client) -> str:
-    url = nc.connected_url
-    return f"{url.hostname}:{url.port}" if url is not None else "?"
 
 
 # -- registration --------------------------------------------------------------------------
