@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+import msgspec
 import orjson
 
 AttributeValue = str | int | bool
@@ -33,7 +34,10 @@ _JSON_TYPE = re.compile(r"^(application|text)/([a-z0-9.+-]+\+)?json(\s*;.*)?$", 
 _TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
 # HTTP binding 3.1.3.2: space, '"', '%' and anything outside printable ASCII are %-encoded.
 _HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":([0-5][0-9]|60)(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
 
 
@@ -43,13 +47,58 @@ class Event:
     ``attributes`` always holds ``specversion``, ``id``, ``source`` and ``type``; optional
     ones (``time``, ``subject``, ``datacontenttype``, ``dataschema``) and extensions are
     present only when set. ``data`` is ``None`` or bytes in the event's content type.
+
+    An event read back from the spool (:meth:`from_structured`) keeps its structured JSON
+    document and decodes attributes and data only if something asks for them: a batch
+    delivery just joins the documents.
     """
 
-    __slots__ = ("attributes", "data")
+    __slots__ = ("_attributes", "_data", "doc")
 
     def __init__(self, attributes: dict[str, AttributeValue], data: bytes | None) -> None:
-        self.attributes = attributes
-        self.data = data
+        self._attributes: dict[str, AttributeValue] | None = attributes
+        self._data = data
+        self.doc: bytes | None = None
+        """The structured encoding, when it is known to match ``attributes`` and ``data``."""
+
+    @classmethod
+    def from_structured(cls, doc: bytes) -> Event:
+        """An event for a structured JSON document (decoded lazily)."""
+        event = cls.__new__(cls)
+        event._attributes = None
+        event._data = None
+        event.doc = doc
+        return event
+
+    @property
+    def attributes(self) -> dict[str, AttributeValue]:
+        if self._attributes is None:
+            self._decode()
+        assert self._attributes is not None
+        self.doc = None  # the caller may change them: the document is no longer trusted
+        return self._attributes
+
+    @attributes.setter
+    def attributes(self, value: dict[str, AttributeValue]) -> None:
+        self._attributes = value
+        self.doc = None
+
+    @property
+    def data(self) -> bytes | None:
+        if self._attributes is None:
+            self._decode()
+        return self._data
+
+    @data.setter
+    def data(self, value: bytes | None) -> None:
+        if self._attributes is None:
+            self._decode()
+        self._data = value
+        self.doc = None
+
+    def _decode(self) -> None:
+        assert self.doc is not None
+        self._attributes, self._data = parse_structured(self.doc)
 
     @property
     def id(self) -> str:
@@ -116,8 +165,34 @@ def is_extension_name(name: str) -> bool:
     return _ATTRIBUTE_NAME.fullmatch(name) is not None
 
 
+_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_value = msgspec.json.Decoder(str | int | bool)
+
+
+def parse_structured(doc: bytes) -> tuple[dict[str, AttributeValue], bytes | None]:
+    """Attributes and data of a structured JSON event, the data byte for byte as written."""
+    members = _members.decode(doc)
+    attributes: dict[str, AttributeValue] = {}
+    data: bytes | None = None
+    for name, raw in members.items():
+        if name == "data":
+            data = bytes(raw)
+        elif name == "data_base64":
+            data = base64.b64decode(str(_value.decode(raw)))
+        else:
+            attributes[name] = _value.decode(raw)
+    if data is not None and "data" in members:
+        ctype = attributes.get("datacontenttype")
+        if not is_json_content_type(ctype if isinstance(ctype, str) else None):
+            text = _value.decode(members["data"])
+            data = str(text).encode("utf-8")
+    return attributes, data
+
+
 def to_structured(event: Event) -> bytes:
     """Encode one event in the JSON event format (structured mode)."""
+    if event.doc is not None:
+        return event.doc
     head = orjson.dumps(event.attributes)
     data = event.data
     if data is None:
@@ -137,7 +212,9 @@ def to_structured(event: Event) -> bytes:
 
 def to_batch(events: Iterable[Event]) -> bytes:
     """Encode events as one JSON batch (``application/cloudevents-batch+json``)."""
-    return b"[" + b",".join(to_structured(e) for e in events) + b"]"
+    return (
+        b"[" + b",".join([e.doc if e.doc is not None else to_structured(e) for e in events]) + b"]"
+    )
 
 
 def join_structured(documents: Iterable[bytes]) -> bytes:

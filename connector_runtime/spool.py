@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from connector_runtime.errors import SpoolError
-from connector_runtime.events import AttributeValue, Event
+from connector_runtime.events import Event, to_structured
 
 T = TypeVar("T")
 
@@ -79,25 +79,25 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[tuple[dict[str, AttributeValue], bytes | None]])
-_event_decoder = msgspec.msgpack.Decoder(tuple[dict[str, AttributeValue], bytes | None])
+_decoder = msgspec.msgpack.Decoder(list[bytes])
 
 
 def encode_events(events: Sequence[Event]) -> bytes:
-    return _encoder.encode([(e.attributes, e.data) for e in events])
+    """A spool row's payload: the events' structured JSON documents, msgpack-framed, so a
+    batch delivery reads them back without decoding a single attribute."""
+    return _encoder.encode([to_structured(e) for e in events])
 
 
 def decode_events(payload: bytes) -> list[Event]:
-    return [Event(a, d) for a, d in _decoder.decode(payload)]
+    return [Event.from_structured(doc) for doc in _decoder.decode(payload)]
 
 
 def encode_event(event: Event) -> bytes:
-    return _encoder.encode((event.attributes, event.data))
+    return to_structured(event)
 
 
 def decode_event(payload: bytes) -> Event:
-    attributes, data = _event_decoder.decode(payload)
-    return Event(attributes, data)
+    return Event.from_structured(payload)
 
 
 ATTRIBUTE_ALLOWANCE = 256
@@ -160,20 +160,47 @@ def connect(path: Path) -> sqlite3.Connection:
 
 Job = Callable[[sqlite3.Connection], Any]
 
+CHECKPOINT_EVERY = 0.25
+"""Seconds between background WAL checkpoints."""
+WAL_BACKSTOP_PAGES = 65536
+"""WAL size (pages of 4 KiB, 256 MiB) past which a commit checkpoints by itself."""
+
 
 class Spool:
     """The spool of one runtime process; all writes go through one group-commit thread."""
 
-    def __init__(self, path: Path, dedupe_window: float = 8 * 86400.0) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
+        # Checkpoints (copying the WAL back into the database file, with an fsync) run in a
+        # thread of their own, so commits never wait for one; the writer checkpoints only
+        # as a backstop if the WAL outgrows WAL_BACKSTOP_PAGES.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         self._read = connect(path)
         self._read_lock = threading.Lock()
         self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._closed = False
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(connect(path),),
+            name="spool-checkpoint",
+            daemon=True,
+        )
         self.commits = 0
         self._thread.start()
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_EVERY):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
 
     # -- the writer thread ----------------------------------------------------------
 
@@ -259,6 +286,8 @@ class Spool:
         self._closed = True
         self._jobs.put(None)
         self._thread.join()
+        self._stop_checkpoints.set()
+        self._checkpointer.join()
         with self._read_lock:
             self._read.close()
 
