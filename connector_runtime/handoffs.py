@@ -88,13 +88,13 @@ class DurableHandoff:
             raise Unavailable(why, self.rate.retry_after(max(excess, len(events))))
         job = Spool.append_job(self.queue.connector, events, dedupe=True)
         try:
-            stored, duplicates = await self.spool.run(job)
+            appended = await self.spool.run(job)
         except SpoolError as exc:
             raise Unavailable(f"spool unavailable: {exc}", 10) from None
-        if stored:
-            self.queue.added(stored, size)
+        if appended.stored:
+            self.queue.added(appended.stored, appended.size)
             self.wake.set()
-        return int(duplicates)
+        return int(appended.duplicates)
 
 
 class ReceivedHandoff:

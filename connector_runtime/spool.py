@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -101,14 +101,24 @@ def decode_event(payload: bytes) -> Event:
 
 
 ATTRIBUTE_ALLOWANCE = 256
-"""Bytes counted per event for its attributes: quotas are about data volume, and an exact
-count would cost more per event than the rest of the spool's bookkeeping."""
+"""Bytes counted for an event's attributes before it is encoded."""
 
 
 def event_size(event: Event) -> int:
-    """An event's size for quotas: its data plus a fixed allowance for the attributes."""
+    """An event's size for quotas: its stored document's length once it has one, else its
+    data plus a fixed allowance for the attributes (no encoding or decoding either way)."""
+    if event.doc is not None:
+        return len(event.doc)
     data = event.data
     return (len(data) if data is not None else 0) + ATTRIBUTE_ALLOWANCE
+
+
+class Appended(NamedTuple):
+    """What an append stored: events, duplicates dropped, bytes (of the documents)."""
+
+    stored: int
+    duplicates: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -297,9 +307,9 @@ class Spool:
     def append_job(
         connector: str, events: Sequence[Event], dedupe: bool, now: float | None = None
     ) -> Job:
-        """A job that stores the events not seen before; returns (stored, duplicates)."""
+        """A job that stores the events not seen before; returns :class:`Appended`."""
 
-        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+        def job(conn: sqlite3.Connection) -> Appended:
             stamp = time.time() if now is None else now
             fresh = list(events)
             if dedupe:
@@ -308,15 +318,17 @@ class Spool:
                     "INSERT INTO seen (connector, id, at) VALUES (?, ?, ?)",
                     [(connector, e.attributes["id"], int(stamp)) for e in fresh],
                 )
+            size = 0
             if fresh:
-                payload = encode_events(fresh)
+                docs = [to_structured(e) for e in fresh]
+                size = sum(map(len, docs))
                 conn.execute(
                     "INSERT INTO batches (connector, created, count, bytes, payload)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (connector, stamp, len(fresh), sum(map(event_size, fresh)), payload),
+                    (connector, stamp, len(fresh), size, _encoder.encode(docs)),
                 )
                 _count(conn, connector, "accepted", len(fresh))
-            return len(fresh), len(events) - len(fresh)
+            return Appended(len(fresh), len(events) - len(fresh), size)
 
         return job
 

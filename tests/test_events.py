@@ -108,3 +108,13 @@ def test_a_stored_event_changed_after_reading_is_re_encoded():
 )
 def test_rfc3339(text, ok):
     assert is_rfc3339(text) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("2025-02-30T00:00:00Z", False), ("2025-03-14T09:26:53.123456789Z", True),
+     ("2025-03-14T09:26:53.123456789+01:00", True), ("2025-03-14 09:26:53Z", False),
+     ("2025-03-14T09:26:53", False), ("2025-03-14T24:00:00Z", False)],
+)
+def test_rfc3339_calendar_and_precision(text, ok):
+    assert is_rfc3339(text) is ok
