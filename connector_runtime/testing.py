@@ -107,6 +107,20 @@ def post(
         conn.close()
 
 
+def wait_healthy(base_url: str, timeout: float = 20) -> None:
+    """Wait until ``base_url/healthz`` answers 200 (a runtime started as a process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if post(base_url + "/healthz", method="GET", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{base_url} did not become healthy in {timeout:g}s")
+        time.sleep(0.05)
+
+
 @dataclass
 class Received:
     """One event as the recording target decoded it."""

@@ -42,7 +42,7 @@ def test_make_run_manifest_serves_to_stdout_without_any_environment(tmp_path: Pa
     import sys
     import time
 
-    from connector_runtime.testing import free_port
+    from connector_runtime.testing import free_port, wait_healthy
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("AUTH0_STREAM_TOKEN", "HOST")}
@@ -63,13 +63,7 @@ def test_make_run_manifest_serves_to_stdout_without_any_environment(tmp_path: Pa
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if post(f"http://127.0.0.1:{port}/healthz", method="GET").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(f"http://127.0.0.1:{port}")
         r = post(f"http://127.0.0.1:{port}/auth0", jsonl(batch(2)))
         assert r.status == 200
         time.sleep(1.0)

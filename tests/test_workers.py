@@ -10,7 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from connector_runtime.testing import RecordingTarget, connector_doc, free_port, post
+from connector_runtime.testing import (
+    RecordingTarget,
+    connector_doc,
+    free_port,
+    post,
+    wait_healthy,
+)
 from tests.auth0_fixtures import batch, jsonl
 from tests.procs import cli, write_manifest
 
@@ -53,13 +59,7 @@ def test_two_workers_share_the_port_and_keep_their_own_shards(
         env=dict(os.environ),
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if post(f"http://127.0.0.1:{port}/healthz", method="GET").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(f"http://127.0.0.1:{port}")
         for n in range(60):  # each request on a new connection: the kernel spreads them
             assert post(f"http://127.0.0.1:{port}/w", jsonl(batch(5, f"r{n:03d}-"))).status == 200
         recording_target.wait_for(240)
