@@ -11,16 +11,22 @@ import importlib.util
 import ipaddress
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from connector_runtime.config_checks import (
+    fill_defaults,
+    format_path,
+    parse_duration,
+    path_suffix,
+    pointer_to_path,
+    schema_problems,
+)
 from connector_runtime.errors import ManifestError, Problem
 from connector_runtime.manifest_model import (
     ComponentSpec,
@@ -34,12 +40,9 @@ from connector_runtime.manifest_model import (
 )
 from connector_runtime.plugins import Registry
 from connector_runtime.records import ConfigCheck, JSONSchema
-from connector_runtime.secrets import REDACTED, is_secret_schema, secret_paths, values_at
+from connector_runtime.secrets import secret_paths, values_at
 from connector_runtime.subscription_filters import FilterConfigError, compile_filters
-
-_REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from connector_runtime.substitution import substitute
 
 
 @cache
@@ -48,157 +51,6 @@ def manifest_schema() -> dict[str, Any]:
     text = resources.files("connector_runtime").joinpath("manifest.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
-
-
-def format_path(path: Sequence[Any]) -> str:
-    """``("spec", "source", "config", "events", 2)`` → ``spec.source.config.events[2]``."""
-    out = ""
-    for step in path:
-        if isinstance(step, int):
-            out += f"[{step}]"
-        else:
-            out += ("." if out else "") + str(step)
-    return out
-
-
-def parse_duration(value: float | int | str) -> float:
-    """Seconds from a number or a string like ``500ms``, ``30s``, ``5m``, ``2h``, ``7d``."""
-    if isinstance(value, int | float):
-        return float(value)
-    for unit in ("ms", "s", "m", "h", "d"):
-        if value.endswith(unit) and value[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(value[: -len(unit)]) * _UNITS[unit]
-    raise ValueError(f"not a duration: {value!r}")
-
-
-def substitute(
-    value: Any, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
-) -> Any:
-    """Replace ``${VAR}``, ``${VAR:-default}`` and ``${file:/path}`` in every string.
-
-    ``$${`` stands for a literal ``${``. Problems are appended as "path: message".
-    """
-    if isinstance(value, str):
-        if "${" not in value:
-            return value
-        return _substitute_string(value, env, path, problems)
-    if isinstance(value, dict):
-        return {k: substitute(v, env, (*path, k), problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, env, (*path, i), problems) for i, v in enumerate(value)]
-    return value
-
-
-def _substitute_string(
-    text: str, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
-) -> str:
-    out: list[str] = []
-    pos = 0
-    while True:
-        start = text.find("${", pos)
-        if start < 0:
-            out.append(text[pos:])
-            return "".join(out)
-        if start > 0 and text[start - 1] == "$":
-            out.append(text[pos : start - 1] + "${")
-            pos = start + 2
-            continue
-        out.append(text[pos:start])
-        end = text.find("}", start)
-        if end < 0:
-            problems.append(f"{format_path(path)}: unterminated '${{' reference")
-            return "".join(out)
-        out.append(_resolve(text[start + 2 : end], env, path, problems))
-        pos = end + 1
-
-
-def _resolve(ref: str, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]) -> str:
-    where = format_path(path)
-    if ref.startswith("file:"):
-        file_name = ref[5:]
-        try:
-            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            problems.append(f"{where}: cannot read ${{file:{file_name}}}: {exc.strerror}")
-            return ""
-    name, has_default, default = ref.partition(":-")
-    if not _VARIABLE.match(name):
-        problems.append(f"{where}: '${{{ref}}}' is not a valid reference")
-        return ""
-    if name in env:
-        return env[name]
-    if has_default:
-        return default
-    problems.append(f"{where}: environment variable {name} is not set (and has no default)")
-    return ""
-
-
-def fill_defaults(schema: JSONSchema, config: Any) -> Any:
-    """A copy of ``config`` with the schema's property defaults filled in (recursively)."""
-    if not isinstance(config, dict):
-        return config
-    out = dict(config)
-    for key, sub in schema.get("properties", {}).items():
-        if not isinstance(sub, Mapping):
-            continue
-        if key not in out and "default" in sub:
-            out[key] = json.loads(json.dumps(sub["default"]))
-        if key in out and isinstance(out[key], dict):
-            out[key] = fill_defaults(sub, out[key])
-    return out
-
-
-def schema_problems(
-    schema: JSONSchema, instance: Any, prefix: tuple[Any, ...] = ()
-) -> list[tuple[str, str]]:
-    """Check ``instance`` against ``schema``: (JSON path, message) pairs, secrets redacted."""
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema)
-    hidden = secret_paths(schema, instance)
-    found: list[tuple[str, str]] = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        rel = tuple(error.absolute_path)
-        found.append((format_path((*prefix, *rel)), _message(error, rel, hidden)))
-    return found
-
-
-def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: set[Any]) -> str:
-    subschema: Any = error.schema
-    # paths found through "properties" (hidden), or a secret field reached through "$ref"
-    secret = any(rel[: len(h)] == h for h in hidden) or (
-        isinstance(subschema, Mapping) and is_secret_schema(subschema)
-    )
-    value = REDACTED if secret else _short(error.instance)
-    kind = error.validator
-    expected: Any = error.validator_value
-    if kind == "required":
-        missing = [
-            k for k in expected if isinstance(error.instance, dict) and k not in error.instance
-        ]
-        return f"missing required key {', '.join(repr(k) for k in missing)}"
-    if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(subschema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in allowed)
-        listed = ", ".join(repr(k) for k in extra)
-        return f"unknown key {listed} (allowed: {', '.join(sorted(allowed))})"
-    if kind == "enum":
-        return f"{value} is not one of {', '.join(repr(v) for v in expected)}"
-    if kind == "const":
-        return f"{value} must be {error.validator_value!r}"
-    if kind == "type":
-        return f"{value} is not of type {error.validator_value}"
-    if kind == "pattern":
-        return f"{value} does not match {error.validator_value!r}"
-    if kind == "not":
-        return f"{value} is not allowed here"
-    if secret:
-        return f"value {REDACTED} fails the {kind!r} rule"
-    return error.message.replace(repr(error.instance), value)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def load_manifest(
@@ -374,19 +226,6 @@ class _DocumentReader:
             ),
             secrets=source[1] | target[1] | _nats_spool_secrets(delivery),
         )
-
-
-def pointer_to_path(pointer: str) -> str:
-    """``/spec/filters/1/sql`` → ``spec.filters[1].sql``."""
-    steps = [p.replace("~1", "/").replace("~0", "~") for p in pointer.strip("/").split("/")]
-    return format_path([int(p) if p.isdigit() else p for p in steps if p])
-
-
-def path_suffix(path: str) -> str:
-    """Join a path relative to a config onto the config's own path."""
-    if not path:
-        return ""
-    return path if path.startswith("[") else "." + path
 
 
 def _nats_spool_problems(delivery: Mapping[str, Any]) -> list[tuple[str, str]]:

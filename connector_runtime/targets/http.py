@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from connector_runtime.config_checks import parse_duration
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import (
     BATCH_CONTENT_TYPE,
@@ -29,7 +30,6 @@ from connector_runtime.events import (
     to_structured,
 )
 from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest import parse_duration
 from connector_runtime.records import SendResult, TargetContext, TargetType
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})

@@ -38,6 +38,7 @@ from typing import Any, Final
 import nats.js.errors
 from nats.js import JetStreamContext, api
 
+from connector_runtime.config_checks import parse_duration
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import (
     STRUCTURED_CONTENT_TYPE,
@@ -47,7 +48,6 @@ from connector_runtime.events import (
     to_structured,
 )
 from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest import parse_duration
 from connector_runtime.nats_common import (
     MSG_ID_HEADER,
     Connection,
