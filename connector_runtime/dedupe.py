@@ -1,18 +1,13 @@
 """Remembering which event ids a connector already passed on.
 
-- :class:`SpoolDedupe` keeps the ids in the spool's ``seen`` table, so a redelivery is
-  recognised after a restart too (``ack: delivered`` and ``received``; the ``durable``
-  policy checks the same table inside its append transaction instead).
-- :class:`MemoryDedupe` keeps them in process memory only (used where no spool exists).
-
-Both are bounded: ids older than the window, and the oldest past ``max_entries``, are
-forgotten.
+:class:`SpoolDedupe` keeps the ids in the spool's ``seen`` table, so a redelivery is
+recognised after a restart too (``ack: delivered`` and ``received``; the ``durable`` policy
+checks the same table inside its append transaction instead). The table is bounded: the
+runtime forgets ids older than the window, and the oldest past ``maxEntries``.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Sequence
 
 from connector_runtime.events import Event
@@ -52,37 +47,3 @@ class SpoolDedupe:
             await self.spool.run(mark_seen_job(self.connector, ids))
         else:
             self.spool.submit(mark_seen_job(self.connector, ids))
-
-
-class MemoryDedupe:
-    """Event ids seen in the last ``window`` seconds, at most ``max_entries`` of them."""
-
-    def __init__(self, window: float, max_entries: int) -> None:
-        self.window = window
-        self.max_entries = max_entries
-        self._seen: dict[str, float] = {}
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    async def split(self, events: Sequence[Event]) -> tuple[list[Event], int]:
-        fresh = first_of_each(events, set()) if self.max_entries else list(events)
-        fresh = [e for e in fresh if str(e.attributes["id"]) not in self._seen]
-        return fresh, len(events) - len(fresh)
-
-    async def remember(self, ids: Sequence[str], now: float | None = None) -> None:
-        if self.max_entries == 0:
-            return
-        stamp = time.monotonic() if now is None else now
-        seen = self._seen
-        for key in ids:
-            seen.pop(key, None)
-            seen[key] = stamp
-        excess = len(seen) - self.max_entries
-        horizon = stamp - self.window
-        for key in list(itertools.islice(seen, max(excess, 0) + 64)):
-            if excess > 0 or seen[key] < horizon:
-                del seen[key]
-                excess -= 1
-            else:
-                break

@@ -67,13 +67,21 @@ class DurableHandoff:
     """``ack: durable``: 2xx only after the events are committed to the spool."""
 
     def __init__(
-        self, spool: Spool, queue: SpoolQueue, quota: Quota, rate: DrainRate, wake: asyncio.Event
+        self,
+        spool: Spool,
+        queue: SpoolQueue,
+        quota: Quota,
+        rate: DrainRate,
+        wake: asyncio.Event,
+        dedupe: bool = True,
     ) -> None:
         self.spool = spool
         self.queue = queue
         self.quota = quota
         self.rate = rate
         self.wake = wake
+        self.dedupe = dedupe
+        """False when ``dedupe.maxEntries`` is 0: no id is looked up or remembered."""
 
     def over_quota(self) -> str | None:
         return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
@@ -86,7 +94,7 @@ class DurableHandoff:
         if why is not None:
             excess = self.queue.pending_events - (self.quota.max_events or 0) + len(events)
             raise Unavailable(why, self.rate.retry_after(max(excess, len(events))))
-        job = Spool.append_job(self.queue.connector, events, dedupe=True)
+        job = Spool.append_job(self.queue.connector, events, dedupe=self.dedupe)
         try:
             appended = await self.spool.run(job)
         except SpoolError as exc:

@@ -129,19 +129,30 @@ class Runtime:
             handoff = DeliveredHandoff(
                 target, delivery.timeout, stats, clog, SpoolDeadLetter(spool, spec.name)
             )
-            dedupe = SpoolDedupe(spool, spec.name)
+            dedupe = SpoolDedupe(spool, spec.name) if delivery.dedupe_max_entries else None
         else:
             if delivery.ack == "durable":
                 queue = SpoolQueue(spool, spec.name)
                 await asyncio.to_thread(queue.load_depth)
             else:
                 queue = MemoryQueue(spool, spec.name)
-                dedupe = SpoolDedupe(spool, spec.name, wait=False)
+                dedupe = (
+                    SpoolDedupe(spool, spec.name, wait=False)
+                    if delivery.dedupe_max_entries
+                    else None
+                )
             dispatcher = Dispatcher(
                 spec.name, queue, target, delivery.retry, delivery.timeout, clog, stats
             )
             if isinstance(queue, SpoolQueue):
-                handoff = DurableHandoff(spool, queue, Quota(delivery), rate, dispatcher.wake)
+                handoff = DurableHandoff(
+                    spool,
+                    queue,
+                    Quota(delivery),
+                    rate,
+                    dispatcher.wake,
+                    dedupe=delivery.dedupe_max_entries > 0,
+                )
             else:
                 handoff = ReceivedHandoff(
                     queue, Quota(delivery, MEMORY_QUEUE_DEFAULT_EVENTS), rate, dispatcher.wake

@@ -331,3 +331,17 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(
     assert proc.terminate() == 0
     assert "stopped" in proc.log()
     assert len(recording_target.wait_for(10)) == 10
+
+
+def test_dedupe_max_entries_0_turns_dedupe_off(
+    runtime_factory: Factory, recording_target: RecordingTarget
+):
+    rt = runtime_factory([doc(recording_target, dedupe={"maxEntries": 0})])
+    body = jsonl(batch(3, prefix="nodedupe-"))
+    assert post(rt.connector_url("a0"), body).json()["accepted"] == 3
+    assert post(rt.connector_url("a0"), body).json() == {
+        "accepted": 3,
+        "filtered": 0,
+        "duplicates": 0,
+    }
+    assert len(recording_target.wait_for(6)) == 6
