@@ -42,6 +42,10 @@ JSON_CONTENT_TYPES = frozenset(
 )
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_NONCHARACTERS = "".join(
+    chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)
+)
+_UNALLOWED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]")
 
 
 class RequestRejected(HTTPError):
@@ -74,6 +78,24 @@ def is_json_like(mtype: str) -> bool:
         or mtype.startswith("text/")
         or mtype.endswith("+json")
     )
+
+
+def attribute_problem(events: Sequence[Event]) -> str | None:
+    """Why an event's attributes are not valid CloudEvents strings (control characters,
+    surrogates or noncharacters, which the CloudEvents type system excludes), or None.
+    Cheap for the usual case: ``str.isprintable`` in C, the pattern only for strings it
+    flags."""
+    for index, event in enumerate(events):
+        for name, value in event.attributes.items():
+            if isinstance(value, str) and not value.isprintable():
+                found = _UNALLOWED.search(value)
+                if found is not None:
+                    code = ord(found.group())
+                    return (
+                        f"event {index}: attribute {name!r} holds U+{code:04X},"
+                        " which CloudEvents strings exclude"
+                    )
+    return None
 
 
 def with_trace_context(events: Sequence[Event], traceparent: str, tracestate: str | None) -> None:
@@ -130,7 +152,9 @@ class SourceHandler(RequestHandler):
         Missing and wrong tokens get the same answer and take the same path."""
         if self.token is None:
             return
-        given = self.request.headers.get("Authorization", "").encode("utf-8", "replace")
+        # Tornado hands header values over as latin-1 text: encoding them back gives the
+        # bytes that were sent, to compare with the UTF-8 bytes of the configured token.
+        given = self.request.headers.get("Authorization", "").encode("latin-1", "replace")
         if not hmac.compare_digest(given, self.token.encode("utf-8")):
             raise RequestRejected(401, "missing or wrong Authorization token")
 
@@ -204,6 +228,11 @@ class SourceHandler(RequestHandler):
             if guard is not None:
                 guard.stats.invalid += 1
             raise
+        problem = attribute_problem(events)
+        if problem is not None:
+            if guard is not None:
+                guard.stats.invalid += 1
+            raise RequestRejected(400, problem)
         traceparent = self.request.headers.get("traceparent", "").strip().lower()
         if traceparent and _TRACEPARENT.fullmatch(traceparent):
             with_trace_context(events, traceparent, self.request.headers.get("tracestate"))

@@ -290,3 +290,30 @@ def test_real_auth0_samples_are_all_accepted_with_duplicates_counted(
         r = post(rt.connector_url("a0"), array(lines))
         assert r.status == 200
         assert r.json()["accepted"] == 0
+
+
+def test_control_characters_in_attributes_are_400(auth0_runtime: Start, recording_target):
+    rt = auth0_runtime()
+    body = b'{"log_id":"ok-1","data":{"type":"s"}}\n{"log_id":"bad\\u0007","data":{"type":"s"}}\n'
+    r = post(rt.connector_url("a0"), body)
+    assert r.status == 400
+    assert r.json() == {
+        "error": "event 1: attribute 'id' holds U+0007, which CloudEvents strings exclude"
+    }
+    assert recording_target.events == []
+
+
+def test_non_ascii_token_sent_as_utf8_is_accepted(auth0_runtime: Start, recording_target):
+    token = "pässwört-tøken-1"
+    rt = auth0_runtime({"token": token})
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", rt.port, timeout=10)
+    conn.putrequest("POST", "/a0")
+    conn.putheader("Authorization", token.encode("utf-8"))
+    conn.putheader("Content-Type", "application/json")
+    body = jsonl(batch(1))
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    assert conn.getresponse().status == 200
+    conn.close()

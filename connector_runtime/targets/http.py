@@ -33,6 +33,8 @@ from connector_runtime.hookspecs import hookimpl
 from connector_runtime.records import SendResult, TargetContext, TargetType
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+MAX_BINARY_HEADER_BYTES = 8192
+"""Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
 USER_AGENT = "connector-runtime/0.1"
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -128,10 +130,12 @@ class HTTPTarget:
         return SendResult(rejected=rejected, retry=retry)
 
     async def _send_one(self, event: Event) -> tuple[bool, str | None]:
-        if self.mode == "binary":
-            ce_headers, body = to_binary(event)
+        ce_headers, body = to_binary(event) if self.mode == "binary" else ({}, b"")
+        if ce_headers and sum(map(len, ce_headers.values())) <= MAX_BINARY_HEADER_BYTES:
             headers = {**self.headers, **ce_headers}
         else:
+            # Structured mode, also for an event whose attributes would not fit in request
+            # headers (servers refuse heads over 8-64 KiB): the binding allows either.
             headers = {**self.headers, "Content-Type": STRUCTURED_CONTENT_TYPE}
             body = to_structured(event)
         try:

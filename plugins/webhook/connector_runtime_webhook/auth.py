@@ -164,7 +164,8 @@ def fresh(timestamp: str, now: float, tolerance: float) -> bool | None:
 
 def token_matches(given: str | None, expected: str) -> bool:
     """True when the header value ``given`` is exactly ``expected`` (constant time)."""
-    presented = (given or "").encode("utf-8", "replace")
+    # Header values arrive as latin-1 text; encoding back gives the bytes that were sent.
+    presented = (given or "").encode("latin-1", "replace")
     return hmac.compare_digest(presented, expected.encode("utf-8"))
 
 
