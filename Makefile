@@ -40,3 +40,4 @@ fuzz: $(STAMP)
 # The benchmark (a few minutes; never part of make test).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/costs.py
