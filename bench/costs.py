@@ -20,11 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from connector_runtime_auth0 import make_predicate
+
 from connector_runtime.cesql import compile_expression
 from connector_runtime.events import make_event
 from connector_runtime.spool import Spool
 from connector_runtime.subscription_filters import compile_filters
-from connector_runtime_auth0 import make_predicate
 
 N = 20_000
 ROUNDS = 7
