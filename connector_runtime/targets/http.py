@@ -166,6 +166,7 @@ class HTTPTarget:
         session = self._session
         if session is None:
             raise DeliveryError("http target not started")
+        failure = None
         try:
             async with session.post(
                 self.url, data=body, headers=headers, allow_redirects=False
@@ -176,7 +177,11 @@ class HTTPTarget:
                     return
                 text = (await response.text(errors="replace"))[:200]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}".strip(": ")) from None
+            failure = f"{type(exc).__name__}: {exc}".strip(": ")
+        if failure is not None:
+            # Raised outside the except block: no exception chain (and no traceback frames
+            # holding the request body) outlives the attempt.
+            raise DeliveryError(failure)
         reason = f"HTTP {status}: {' '.join(text.split())}" if text.strip() else f"HTTP {status}"
         transient = status in TRANSIENT_STATUSES or status >= 500
         raise DeliveryError(reason, permanent=not transient, status=status)
