@@ -45,6 +45,7 @@ import platform
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -438,8 +439,13 @@ def _outage_report(
         return None if value is None else value / 1024
 
     down, up = phases["down"], phases["up"]
+    during = [kib for t, kib in sampler.samples if down <= t <= up]
+    quarter = max(1, len(during) // 4)
     return {
         "seconds": up - down,
+        # Flat or not: the median RSS of the outage's last quarter against its first.
+        "rss_first_quarter_mib": mib(int(statistics.median(during[:quarter]))) if during else None,
+        "rss_last_quarter_mib": mib(int(statistics.median(during[-quarter:]))) if during else None,
         "rss_before_mib": mib(sampler.at(down)),
         "rss_max_during_mib": mib(sampler.max_between(down, up)),
         "rss_at_up_mib": mib(sampler.at(up)),
@@ -456,7 +462,8 @@ def _start_profiler(run: Run, sut: Proc) -> Proc | None:
         print("  (py-spy not found: pip install py-spy)", file=sys.stderr)
         return None
     out = run.dir / "profile.txt"
-    cmd = [spy, "record", "--pid", str(sut.pid), "--rate", "200", "--format", "raw"]
+    rate = str(run.args.profile_rate)
+    cmd = [spy, "record", "--pid", str(sut.pid), "--rate", rate, "--format", "raw"]
     # --native --idle: every thread, with the C frames that tell running from waiting.
     cmd += ["--threads", "--full-filenames", "--native", "--idle", "--output", str(out)]
     cmd += ["--duration", str(int(run.args.duration))]
@@ -492,8 +499,14 @@ def main() -> int:
     )
     p.add_argument("--max-backlog", type=int, help="events ahead of the target (0: no limit)")
     p.add_argument("--profile", action="store_true", help="one extra main run under py-spy")
+    p.add_argument(
+        "--profile-rate",
+        type=int,
+        default=50,
+        help="py-spy samples/s (each pauses the SUT to unwind its stacks)",
+    )
     p.add_argument("--outage", type=float, default=0.0, help="also run a target outage (s)")
-    p.add_argument("--outage-rate", type=float, default=20_000, help="records/s in the outage run")
+    p.add_argument("--outage-rate", type=float, default=10_000, help="records/s in the outage run")
     p.add_argument("--track-ids", action="store_true", help="target checks every event id")
     p.add_argument("--drain-stall", type=float, default=20.0, help="give up after s of no progress")
     p.add_argument(
