@@ -244,7 +244,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def _render_profile(profile: dict[str, Any]) -> str:
     lines = [
-        f"Profile of one main run: {profile['samples']} py-spy samples over all threads,"
+        f"Profile of one {profile.get('scenario', 'main')} run: {profile['samples']} py-spy"
+        " samples over all threads,"
         f" {profile['running']} of them running; shares are of the running samples"
         " (= of the SUT's core).",
         "",

@@ -498,7 +498,13 @@ def main() -> int:
         help="run only these (repeatable); the ceilings they are compared with are added",
     )
     p.add_argument("--max-backlog", type=int, help="events ahead of the target (0: no limit)")
-    p.add_argument("--profile", action="store_true", help="one extra main run under py-spy")
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        const="main",
+        choices=sorted(n for n, sc in SCENARIOS.items() if sc.server == "sut"),
+        help="one extra run of a scenario (default: main) under py-spy",
+    )
     p.add_argument(
         "--profile-rate",
         type=int,
@@ -518,7 +524,7 @@ def main() -> int:
     p.add_argument(
         "--max-other-load",
         type=float,
-        default=0.15,
+        default=0.2,
         help="cores other processes may use during a run before it is repeated",
     )
     p.add_argument("--retries", type=int, default=2, help="repeats of a run on a busy machine")
@@ -553,9 +559,11 @@ def main() -> int:
     profile = None
     if args.profile:
         args.profiling = True
-        profiled = _one(SCENARIOS["main"], args, plan, 0)
+        profiled = _one(SCENARIOS[args.profile], args, plan, 0)
         args.profiling = False
         profile = profiled.get("profile")
+        if profile is not None:
+            profile["scenario"] = args.profile
 
     summary = summarize(rounds, outage, profile, args.max_other_load)
     meta = {
@@ -573,7 +581,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {"meta": meta, "summary": summary, "rounds": rounds, "outage": outage}
     args.out.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    (args.out.parent / "latest.md").write_text(text + "\n")
+    args.out.with_suffix(".md").write_text(text + "\n")
     print(f"\nwritten: {args.out}")
     return 0
 

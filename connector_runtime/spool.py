@@ -161,6 +161,10 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # Some SQLite builds zero-fill deleted content; every delivered row would be written
+        # twice more (WAL and checkpoint). Freed pages are reused, not wiped: protect the
+        # data dir itself (docs/security.md).
+        conn.execute("PRAGMA secure_delete=OFF")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:
