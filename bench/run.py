@@ -5,8 +5,11 @@ counting target ``bench/target.py`` and ``connector-runtime run bench/manifest.y
 one of the ceiling servers of ``bench/ceilings.py``), pins the server to CPU 0 and the
 load generator, the target and itself to CPU 1, drives load (``bench/loadgen.py``) for
 ``--duration`` seconds, waits until every expected event reached the target, and stops
-everything. Rounds go round-robin over the scenarios (later rounds in a shuffled order),
-so a slow minute of the machine hits them all alike, and ratios are taken within a round.
+everything. The ``workers1`` / ``workers2`` scenarios (``run --workers N``) are not
+pinned: with two cores, a SUT pinned to one leaves a second worker nothing to run on, so
+there the SUT, the target, the load generator and the driver share all cores. Rounds go
+round-robin over the scenarios (later rounds in a shuffled order), so a slow minute of the
+machine hits them all alike, and ratios are taken within a round.
 It prints one markdown table, the ratios and the issue's targets, and writes it all to
 ``bench/out/latest.json`` (and the table to ``bench/out/latest.md``).
 
@@ -18,10 +21,13 @@ Measures:
 - rec per CPU-s: the same records per CPU-second the server used (its rate if it had the
   core to itself; meaningful when the server, not the load, is the limit);
 - webhook p50/p99: per-request latency seen by the senders;
-- peak RSS: ``VmHWM`` of the runtime's process (all threads);
+- peak RSS: ``VmHWM`` of the runtime's process (all threads); with ``--workers N``, the
+  sum of the ``VmHWM`` of the supervisor and of its N workers (their peaks need not
+  coincide, so the sum is an upper bound of the memory they held at once);
 - lost: expected events that never reached the target (expected = acknowledged records
   that pass the filter and are not redeliveries);
-- SUT CPU: the server's CPU seconds over the wall time of the run (1.0 = a full core);
+- SUT CPU: the server's CPU seconds over the wall time of the run (1.0 = a full core;
+  with ``--workers N``, the supervisor's and the workers' together, so up to N);
 - other load: cores used by processes that are not ours during the run. A machine shared
   with other work makes numbers swing, so before each run the driver waits (up to
   ``--wait-quiet`` s) for it to go quiet, repeats a run that had more than
@@ -99,6 +105,10 @@ class Scenario:
     """False: the manifest's ``events`` filter is taken out."""
     dedupe: bool = True
     """False: ``delivery.dedupe.maxEntries: 0`` (no dedupe window at all)."""
+    workers: int | None = None
+    """``run --workers N``; ``None``: the option left out (one process)."""
+    pinned: bool = True
+    """False: the SUT, the target, the load generator and the driver share all cores."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -115,6 +125,22 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("filter30", "sut", "main + 30% filtered records", filter_share=0.3),
         Scenario("nodedupe", "sut", "main with dedupe turned off (maxEntries 0)", dedupe=False),
         Scenario("dup10", "sut", "main + 10% redelivered batches", dup_share=0.1),
+        Scenario(
+            "workers1",
+            "sut",
+            "main with `--workers 1`, NOT PINNED: SUT, target and load generator share both cores",
+            workers=1,
+            pinned=False,
+        ),
+        Scenario(
+            "workers2",
+            "sut",
+            "main with `--workers 2` (supervisor + 2 worker processes on one port,"
+            " SO_REUSEPORT), NOT PINNED like workers1; CPU and peak RSS summed over the"
+            " 3 processes",
+            workers=2,
+            pinned=False,
+        ),
     )
 }
 DEFAULT_BACKLOG = {"batch": 20_000, "binary": 2_000}
@@ -135,9 +161,12 @@ def check_manifest() -> None:
         raise SystemExit(f"{MANIFEST}: {FILTERED_TYPE} would pass the filter")
 
 
-def sut_command(port: int, data_dir: Path, manifest: Path = MANIFEST) -> list[str]:
+def sut_command(
+    port: int, data_dir: Path, manifest: Path = MANIFEST, workers: int | None = None
+) -> list[str]:
     script = Path(PYTHON).parent / "connector-runtime"
     head = [str(script)] if script.exists() else [PYTHON, "-m", "connector_runtime.cli"]
+    extra = ["--workers", str(workers)] if workers is not None else []
     return [
         *head,
         "run",
@@ -150,6 +179,7 @@ def sut_command(port: int, data_dir: Path, manifest: Path = MANIFEST) -> list[st
         str(data_dir),
         "--log-level",
         "WARNING",
+        *extra,
     ]
 
 
@@ -189,6 +219,8 @@ class Run:
         self.plan = plan
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{sc.name}-"))
         self.procs: list[Proc] = []
+        self.sut_pids: list[int] = []
+        """The runtime's processes once it listens: itself, then its workers, if any."""
 
     def start(self, name: str, cmd: list[str], cpus: frozenset[int] | None, **kw: Any) -> Proc:
         proc = Proc(name, cmd, self.dir / f"{name}.log", cpus, **kw)
@@ -235,11 +267,32 @@ class Run:
                 spec["delivery"]["dedupe"] = {"maxEntries": 0}
             manifest = self.dir / "manifest.yaml"
             manifest.write_text(yaml.safe_dump_all(docs))
-        cmd = sut_command(port, self.dir / "data", manifest)
+        cmd = sut_command(port, self.dir / "data", manifest, self.sc.workers)
         sut = self.start("sut", cmd, self.plan.sut, env=env)
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz", sut)
+        self.sut_pids = [sut.pid, *self._wait_workers(sut, port)]
         return sut, base + "/auth0"
+
+    def _wait_workers(self, sut: Proc, port: int, timeout: float = 30.0) -> list[int]:
+        """With ``--workers N``: wait until all N workers listen (the load generator opens
+        its connections once, at the start; any opened while only some workers listen
+        would all go to those) and return their pids."""
+        n = self.sc.workers or 1
+        if n <= 1:
+            return _children(sut.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sut.alive():
+                raise RuntimeError(f"sut exited ({sut.popen.returncode}):\n{sut.tail()}")
+            workers = _children(sut.pid)
+            if len(workers) >= n and _listeners(port) >= n:
+                return workers
+            time.sleep(0.05)
+        raise RuntimeError(f"sut: {n} workers did not all listen within {timeout:g}s")
+
+    def sut_alive(self, sut: Proc) -> bool:
+        return sut.alive() and all(_alive(pid) for pid in self.sut_pids[1:])
 
     def loadgen(self, cmd: list[str], cpus: frozenset[int] | None = None) -> dict[str, Any]:
         """Run the load generator to the end (on the second core unless told) and parse
@@ -264,7 +317,7 @@ class Run:
                 seen, last_change = count["events"], time.monotonic()
             if time.monotonic() - last_change > self.args.drain_stall:
                 return count
-            if sut is not None and not sut.alive():
+            if sut is not None and not self.sut_alive(sut):
                 return count
             time.sleep(0.05)
 
@@ -282,7 +335,7 @@ def _ceiling(run: Run) -> dict[str, Any]:
     cmd = [PYTHON, str(BENCH / "ceilings.py"), run.sc.server, "--port", str(port)]
     server = run.start(run.sc.server, cmd, run.plan.sut)
     wait_http(f"http://127.0.0.1:{port}/healthz", server)
-    other = min(run.plan.other) if run.plan.other else None
+    other = _watched_core(run.plan)
     busy0 = core_busy(other) if other is not None else (0, 0)
     cpu0 = cpu_seconds(server.pid)
     lg = run.loadgen(loadgen_command(run.sc, f"http://127.0.0.1:{port}/auth0", run.args))
@@ -299,6 +352,66 @@ def _ceiling(run: Run) -> dict[str, Any]:
         "core1_busy": _busy(busy0, busy1) if other is not None else None,
         "peak_rss_mib": proc_status(server.pid).get("VmHWM", 0) / 1024,
     }
+
+
+def _watched_core(plan: CpuPlan) -> int | None:
+    """The core of the load generator and target when they have one to themselves."""
+    if plan.other is None or plan.other == plan.sut:
+        return None
+    return min(plan.other)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (``/proc/PID/task/PID/children`` is not on
+    every kernel)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie its parent has not waited for yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _listeners(port: int) -> int:
+    """Listening sockets on 127.0.0.1:``port`` (one per worker with SO_REUSEPORT)."""
+    local = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    return sum(1 for line in lines if line.split()[1:2] == [local] and line.split()[3] == "0A")
+
+
+def _tree_cpu(pids: list[int]) -> list[float]:
+    return [cpu_seconds(pid) for pid in pids]
+
+
+@dataclass
+class TreeSampler(Sampler):
+    """:class:`Sampler` of the summed RSS of ``pid`` and of the ``extra`` processes."""
+
+    extra: tuple[int, ...] = ()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = [proc_status(pid).get("VmRSS") for pid in (self.pid, *self.extra)]
+            if rss[0] is not None:
+                self.samples.append((time.monotonic(), sum(r or 0 for r in rss)))
+            self._stop.wait(self.interval)
 
 
 def _busy(before: tuple[int, int], after: tuple[int, int]) -> float:
@@ -330,11 +443,12 @@ def _sut(run: Run, outage: float = 0.0) -> dict[str, Any]:
     args, sc = run.args, run.sc
     control_url = run.start_target(run.plan.other, track_ids=args.track_ids or outage > 0)
     sut, url = run.start_sut()
-    sampler = Sampler(sut.pid)
+    pids = run.sut_pids
+    sampler = TreeSampler(sut.pid, extra=tuple(pids[1:]))
     sampler.start()
     profiler = _start_profiler(run, sut) if args.profiling else None
-    cpu0 = cpu_seconds(sut.pid)
-    other = min(run.plan.other) if run.plan.other else None
+    cpu0 = _tree_cpu(pids)
+    other = _watched_core(run.plan)
     busy0 = core_busy(other) if other is not None else (0, 0)
     t_start = time.monotonic()
     if outage:
@@ -349,9 +463,11 @@ def _sut(run: Run, outage: float = 0.0) -> dict[str, Any]:
         phases = {}
     count = run.drain(control_url, lg["expected"], sut)
     t_end = time.monotonic()
-    sut_cpu = cpu_seconds(sut.pid) - cpu0
+    cpu_by_proc = [after - before for before, after in zip(cpu0, _tree_cpu(pids), strict=True)]
+    sut_cpu = sum(cpu_by_proc)
     busy1 = core_busy(other) if other is not None else (0, 0)
-    status = proc_status(sut.pid)
+    statuses = [proc_status(pid) for pid in pids]
+    peak_by_proc = [s.get("VmHWM", 0) / 1024 for s in statuses]
     sampler.stop()
     profile = _stop_profiler(run, profiler) if profiler is not None else None
     received = count["distinct"] if count["distinct"] is not None else count["events"]
@@ -372,9 +488,15 @@ def _sut(run: Run, outage: float = 0.0) -> dict[str, Any]:
         "sut_cpu": sut_cpu / (t_end - t_start),
         "per_cpu": lg["records_acked"] / sut_cpu if sut_cpu > 0 else None,
         "core1_busy": _busy(busy0, busy1) if other is not None else None,
-        "peak_rss_mib": status.get("VmHWM", 0) / 1024,
-        "end_rss_mib": status.get("VmRSS", 0) / 1024,
+        "peak_rss_mib": sum(peak_by_proc),
+        "end_rss_mib": sum(s.get("VmRSS", 0) for s in statuses) / 1024,
+        "workers": run.sc.workers,
+        "pinned": run.plan.sut is not None and run.plan.sut != run.plan.other,
     }
+    if len(pids) > 1:
+        # The supervisor first, then the workers: how memory and work were split.
+        result["peak_rss_by_proc_mib"] = [round(v, 1) for v in peak_by_proc]
+        result["cpu_s_by_proc"] = [round(v, 2) for v in cpu_by_proc]
     if outage:
         result["outage"] = _outage_report(sampler, phases, count, lg)
     if profile is not None:
@@ -502,7 +624,9 @@ def main() -> int:
         "--profile",
         nargs="?",
         const="main",
-        choices=sorted(n for n, sc in SCENARIOS.items() if sc.server == "sut"),
+        choices=sorted(
+            n for n, sc in SCENARIOS.items() if sc.server == "sut" and (sc.workers or 1) == 1
+        ),
         help="one extra run of a scenario (default: main) under py-spy",
     )
     p.add_argument(
@@ -537,11 +661,24 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _terminate)  # so that every child is stopped on the way out
     check_manifest()
-    cores = len(os.sched_getaffinity(0))
-    plan = cpu_plan()
-    pin_self(plan.other)
+    allowed = frozenset(os.sched_getaffinity(0))
+    cores = len(allowed)
+    pinned = cpu_plan()
+    free = CpuPlan(allowed, allowed)  # explicit: children inherit the driver's own pinning
+
+    def plan(sc: Scenario) -> CpuPlan:
+        return pinned if sc.pinned else free
+
+    pin_self(pinned.other)
     names = _with_ceilings(args.scenario or list(SCENARIOS))
-    print(f"connector-runtime bench: {plan.describe()}; {args.rounds} round(s) of", end=" ")
+    unpinned = [n for n in names if not SCENARIOS[n].pinned]
+    pinning = pinned.describe()
+    if unpinned:
+        pinning += (
+            f"; {', '.join(unpinned)}: NOT pinned (SUT, target, load generator and driver"
+            f" share CPUs {','.join(map(str, sorted(allowed)))})"
+        )
+    print(f"connector-runtime bench: {pinning}; {args.rounds} round(s) of", end=" ")
     print(f"{args.duration:g}s: {', '.join(names)}", flush=True)
 
     rounds: list[dict[str, Any]] = []
@@ -552,14 +689,14 @@ def main() -> int:
         if r:
             random.Random(r).shuffle(order)
         for name in order:
-            rounds.append(_one(SCENARIOS[name], args, plan, r))
+            rounds.append(_one(SCENARIOS[name], args, plan(SCENARIOS[name]), r))
     outage = None
     if args.outage:
-        outage = _one(SCENARIOS["main"], args, plan, 0, outage=args.outage)
+        outage = _one(SCENARIOS["main"], args, pinned, 0, outage=args.outage)
     profile = None
     if args.profile:
         args.profiling = True
-        profiled = _one(SCENARIOS[args.profile], args, plan, 0)
+        profiled = _one(SCENARIOS[args.profile], args, plan(SCENARIOS[args.profile]), 0)
         args.profiling = False
         profile = profiled.get("profile")
         if profile is not None:
@@ -571,7 +708,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {_cpu_model()}, {cores} cores",
         "python": platform.python_version(),
         "commit": _git_head(),
-        "pinning": plan.describe(),
+        "pinning": pinning,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "scenarios": {n: asdict(SCENARIOS[n]) for n in names},
     }
@@ -600,6 +737,8 @@ def _with_ceilings(names: list[str]) -> list[str]:
         wanted.add("target-binary")
     if wanted & {"filter30", "dup10", "nofilter", "nodedupe"}:
         wanted.add("main")
+    if "workers2" in wanted:
+        wanted.add("workers1")
     return [n for n in SCENARIOS if n in wanted]
 
 
@@ -632,6 +771,7 @@ def _attempt(
     sc: Scenario, args: argparse.Namespace, plan: CpuPlan, r: int, outage: float
 ) -> dict[str, Any]:
     idle = wait_quiet(args.wait_quiet, args.max_other_load) if args.wait_quiet else None
+    pin_self(plan.other)  # the driver's share of the cores too (all of them, unpinned)
     other = OtherLoad()
     other.start()
     try:

@@ -1,17 +1,19 @@
 """Remembering which event ids a connector already passed on.
 
-:class:`SpoolDedupe` keeps the ids in the spool's ``seen`` table, so a redelivery is
-recognised after a restart too (``ack: delivered`` and ``received``; the ``durable`` policy
-checks the same table inside its append transaction instead). The table is bounded: the
-runtime forgets ids older than the window, and the oldest past ``maxEntries``.
+:class:`SpoolDedupe` keeps the ids in the spool's dedupe window
+(:mod:`connector_runtime.seen`), so a redelivery is recognised after a restart too
+(``ack: delivered`` and ``received``; the ``durable`` policy looks up and inserts inside its
+append transaction instead).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
+from connector_runtime import seen
 from connector_runtime.events import Event
-from connector_runtime.spool import Spool, mark_seen_job, seen_ids
+from connector_runtime.spool import Spool
 
 
 def first_of_each(events: Sequence[Event], known: set[str]) -> list[Event]:
@@ -19,7 +21,7 @@ def first_of_each(events: Sequence[Event], known: set[str]) -> list[Event]:
     here = set(known)
     fresh: list[Event] = []
     for event in events:
-        key = str(event.attributes["id"])
+        key = event.id
         if key not in here:
             here.add(key)
             fresh.append(event)
@@ -37,13 +39,18 @@ class SpoolDedupe:
         before anything is on disk anyway)."""
 
     async def split(self, events: Sequence[Event]) -> tuple[list[Event], int]:
-        ids = [str(e.attributes["id"]) for e in events]
-        known = await self.spool.aread(lambda c: seen_ids(c, self.connector, ids))
+        ids = [e.id for e in events]
+        known = await self.spool.aread(lambda c: seen.seen_ids(c, self.connector, ids))
         fresh = first_of_each(events, known)
         return fresh, len(events) - len(fresh)
 
     async def remember(self, ids: Sequence[str]) -> None:
+        connector = self.connector
+
+        def job(conn: sqlite3.Connection) -> None:
+            seen.mark_seen(conn, connector, ids)
+
         if self.wait:
-            await self.spool.run(mark_seen_job(self.connector, ids))
+            await self.spool.run(job)
         else:
-            self.spool.submit(mark_seen_job(self.connector, ids))
+            self.spool.submit(job)

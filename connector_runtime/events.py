@@ -52,11 +52,14 @@ class Event:
 
     __slots__ = ("_attributes", "_data", "doc")
 
-    def __init__(self, attributes: dict[str, AttributeValue], data: bytes | None) -> None:
+    def __init__(
+        self, attributes: dict[str, AttributeValue], data: bytes | None, doc: bytes | None = None
+    ) -> None:
         self._attributes: dict[str, AttributeValue] | None = attributes
         self._data = data
-        self.doc: bytes | None = None
-        """The structured encoding, when it is known to match ``attributes`` and ``data``."""
+        self.doc: bytes | None = doc
+        """The structured encoding, when it is known to match ``attributes`` and ``data``
+        (a source that builds it while parsing passes it in; it must match exactly)."""
 
     @classmethod
     def from_structured(cls, doc: bytes) -> Event:
@@ -97,23 +100,31 @@ class Event:
         assert self.doc is not None
         self._attributes, self._data = parse_structured(self.doc)
 
+    def peek(self) -> Mapping[str, AttributeValue]:
+        """The attributes, to read only: unlike ``attributes`` (which hands out the dict to
+        change, and so drops the encoded document), this keeps the document."""
+        if self._attributes is None:
+            self._decode()
+            assert self._attributes is not None
+        return self._attributes
+
+    def get(self, name: str) -> AttributeValue | None:
+        """The attribute ``name`` or None (read-only, like :meth:`peek`)."""
+        return self.peek().get(name)
+
     @property
     def id(self) -> str:
-        return str(self.attributes["id"])
+        return str(self.get("id"))
 
     @property
     def type(self) -> str:
-        return str(self.attributes["type"])
+        return str(self.get("type"))
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, type={self.type!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Event)
-            and self.attributes == other.attributes
-            and self.data == other.data
-        )
+        return isinstance(other, Event) and self.peek() == other.peek() and self.data == other.data
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -219,11 +230,12 @@ def to_structured(event: Event) -> bytes:
     """Encode one event in the JSON event format (structured mode)."""
     if event.doc is not None:
         return event.doc
-    head = orjson.dumps(event.attributes)
+    attributes = event.peek()
+    head = orjson.dumps(attributes)
     data = event.data
     if data is None:
         return head
-    content_type = event.attributes.get("datacontenttype")
+    content_type = attributes.get("datacontenttype")
     ctype = content_type if isinstance(content_type, str) else None
     if is_json_content_type(ctype):
         member = b',"data":' + data
@@ -266,7 +278,7 @@ def _percent(char: str) -> str:
 def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
     """Encode one event in HTTP binary mode: ``ce-`` headers and the data as body."""
     headers: dict[str, str] = {}
-    for name, value in event.attributes.items():
+    for name, value in event.peek().items():
         if name == "datacontenttype":
             headers["Content-Type"] = str(value)
         else:

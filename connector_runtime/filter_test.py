@@ -83,13 +83,13 @@ def run(
                 ok = predicate(event)
                 verdict.passed &= ok
                 verdict.reasons.append(f"source filter ({name}): {'pass' if ok else 'filtered'}")
-            for trace in compiled.explain(event.attributes):
+            for trace in compiled.explain(event.peek()):
                 mark = "pass" if trace.passed else "fail"
                 verdict.reasons.append(
                     f"{trace.path}: {trace.description}: {mark}"
                     + (f" ({trace.detail})" if trace.detail else "")
                 )
-            verdict.passed &= compiled(event.attributes)
+            verdict.passed &= compiled(event.peek())
             verdicts.append(verdict)
         results.append((path, verdicts))
     return results

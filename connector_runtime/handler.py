@@ -86,7 +86,7 @@ def attribute_problem(events: Sequence[Event]) -> str | None:
     Cheap for the usual case: ``str.isprintable`` in C, the pattern only for strings it
     flags."""
     for index, event in enumerate(events):
-        for name, value in event.attributes.items():
+        for name, value in event.peek().items():
             if isinstance(value, str) and not value.isprintable():
                 found = _UNALLOWED.search(value)
                 if found is not None:
@@ -102,7 +102,7 @@ def with_trace_context(events: Sequence[Event], traceparent: str, tracestate: st
     """Set the CloudEvents distributed-tracing extension on every event that has none (an
     event passed through from a CloudEvents sender keeps its own trace context)."""
     for event in events:
-        if "traceparent" in event.attributes:
+        if "traceparent" in event.peek():
             continue
         event.attributes["traceparent"] = traceparent
         if tracestate:
@@ -166,6 +166,12 @@ class SourceHandler(RequestHandler):
     def accepts_content_type(self, mtype: str) -> bool:
         return is_json_like(mtype)
 
+    def attribute_problem(self, events: Sequence[Event]) -> str | None:
+        """Why the events cannot be CloudEvents (a 400), or None; the default looks at
+        every string attribute (:func:`attribute_problem`). A source that knows which of
+        its strings can hold anything may check just those."""
+        return attribute_problem(events)
+
     # -- the request path -------------------------------------------------------------
 
     def prepare(self) -> None:
@@ -228,7 +234,7 @@ class SourceHandler(RequestHandler):
             if guard is not None:
                 guard.stats.invalid += 1
             raise
-        problem = attribute_problem(events)
+        problem = self.attribute_problem(events)
         if problem is not None:
             if guard is not None:
                 guard.stats.invalid += 1

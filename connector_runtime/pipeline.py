@@ -88,7 +88,7 @@ class Pipeline:
         if passed:
             duplicates += await self.handoff.take(passed, request_id)
             if self.dedupe is not None:
-                await self.dedupe.remember([str(e.attributes["id"]) for e in passed])
+                await self.dedupe.remember([e.id for e in passed])
         accepted = len(events) - filtered - duplicates
         stats.accepted += accepted
         stats.filtered += filtered

@@ -130,6 +130,7 @@ class SpoolQueue:
 
         def job(conn: sqlite3.Connection) -> None:
             delivered = retried = 0
+            finished = []
             for s in settlements:
                 b = s.batch
                 delivered += s.delivered
@@ -151,7 +152,8 @@ class SpoolQueue:
                         ),
                     )
                 else:
-                    conn.execute("DELETE FROM batches WHERE seq = ?", (b.seq,))
+                    finished.append((b.seq,))
+            conn.executemany("DELETE FROM batches WHERE seq = ?", finished)
             _count(conn, connector, "delivered", delivered)
             _count(conn, connector, "retried", retried)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connector_runtime import nats_spool
+from connector_runtime import nats_spool, seen
 from connector_runtime.dedupe import SpoolDedupe
 from connector_runtime.dispatcher import Dispatcher, status_of
 from connector_runtime.events import Event
@@ -26,7 +26,7 @@ from connector_runtime.pipeline import (
 from connector_runtime.plugins import Registry
 from connector_runtime.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
-from connector_runtime.spool import Spool, default_data_dir, prune_job
+from connector_runtime.spool import Spool, default_data_dir
 
 log = logging.getLogger("connector_runtime")
 
@@ -202,15 +202,22 @@ class Runtime:
                 await self._prune(self.spool)
 
     async def _prune(self, spool: Spool) -> None:
+        """Rotate the dedupe window's generations when the new one is due
+        (:mod:`connector_runtime.seen`)."""
         window = max((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)
         limit = max((c.delivery.dedupe_max_entries for c in self.manifest.connectors), default=0)
-        total = await spool.aread(
-            lambda conn: conn.execute("SELECT count(*) FROM seen").fetchone()[0]
+        started, new_ids = await spool.aread(
+            lambda conn: (seen.started(conn), seen.count_new(conn))
         )
+        now = time.time()
+        if not seen.due(started, new_ids, window, limit, now):
+            return
         try:
-            await spool.run(prune_job(window, limit, int(total)))
+            await spool.run(lambda conn: seen.rotate(conn, now))
         except Exception:
-            log.exception("pruning the dedupe window failed")
+            log.exception("rotating the dedupe window failed")
+            return
+        log.info("dedupe window rotated: %d ids now in the old generation", new_ids)
 
     async def stop(self) -> None:
         """Stop taking events, let dispatchers finish their attempt, close everything."""

@@ -27,4 +27,4 @@ def event_filter(
         on_error(f"{source!r}: {errors[0]}")
 
     compiled = compile_filters(list(connector.filters), report, base_path="/spec/filters")
-    return lambda event: compiled(event.attributes)
+    return lambda event: compiled(event.peek())

@@ -9,8 +9,8 @@ returned, so an acknowledged event is on disk whatever happens to the process.
 Tables:
 - ``batches``: one row per accepted request (not per event): its events, msgpack-encoded,
   in arrival order (``seq``), with retry state. The dispatcher reads them back in order.
-- ``seen``: (connector, event id, time) of every event id accepted within the dedupe
-  window, so a redelivery is recognised after a restart too; pruned by age and count.
+- ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
+  redelivery is recognised after a restart too (:mod:`connector_runtime.seen`).
 - ``dead_letters``: events that failed for good, one row each, with status and reason.
 - ``counters``: delivered / retried / dead-lettered totals per connector.
 """
@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from connector_runtime import seen
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event, to_structured
 
@@ -50,13 +51,6 @@ CREATE TABLE IF NOT EXISTS batches (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS batches_by_connector ON batches (connector, seq);
-CREATE TABLE IF NOT EXISTS seen (
-    connector TEXT NOT NULL,
-    id TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    PRIMARY KEY (connector, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_age ON seen (at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     connector TEXT NOT NULL,
@@ -159,6 +153,9 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        # 16 KiB pages for a new spool (an existing one keeps its size): a request's row is
+        # ~100 KiB, and fewer, larger pages mean fewer WAL frames, checksums and writes.
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         # Some SQLite builds zero-fill deleted content; every delivered row would be written
@@ -174,10 +171,45 @@ def connect(path: Path) -> sqlite3.Connection:
 
 Job = Callable[[sqlite3.Connection], Any]
 
+PAGE_SIZE = 16384
+
+Waiter = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+"""Who waits for a job: a thread (a concurrent future) or a coroutine (its loop, a future)."""
+
+
+def _resolve(results: Sequence[tuple[Waiter, Any, BaseException | None]]) -> None:
+    """Hand each job's result to its waiter, with one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
+    for waiter, value, failure in results:
+        if isinstance(waiter, tuple):
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, value, failure))
+            continue
+        # A waiter that gave up (cancelled its future) changes nothing: the commit stands.
+        with contextlib.suppress(InvalidStateError):
+            if failure is not None:
+                waiter.set_exception(failure)
+            else:
+                waiter.set_result(value)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle_futures, items)
+
+
+def _settle_futures(items: Sequence[tuple[asyncio.Future[Any], Any, Any]]) -> None:
+    for future, value, failure in items:
+        if future.done():  # cancelled by its waiter
+            continue
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(value)
+
+
 CHECKPOINT_EVERY = 0.25
 """Seconds between background WAL checkpoints."""
-WAL_BACKSTOP_PAGES = 65536
-"""WAL size (pages of 4 KiB, 256 MiB) past which a commit checkpoints by itself."""
+WAL_BACKSTOP_PAGES = 16384
+"""WAL size in pages (256 MiB at 16 KiB) past which a commit checkpoints by itself."""
 
 
 class Spool:
@@ -186,13 +218,18 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
+        try:
+            seen.create(self._conn)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise SpoolError(f"cannot open spool {path}: {exc}") from None
         # Checkpoints (copying the WAL back into the database file, with an fsync) run in a
         # thread of their own, so commits never wait for one; the writer checkpoints only
         # as a backstop if the WAL outgrows WAL_BACKSTOP_PAGES.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         self._read = connect(path)
         self._read_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Job, Waiter] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._closed = False
         self._stop_checkpoints = threading.Event()
@@ -240,36 +277,27 @@ class Spool:
                 break
         conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Future[Any]]]) -> None:
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+    def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
+        results: list[tuple[Waiter, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job, future in jobs:
+            for job, waiter in jobs:
                 conn.execute("SAVEPOINT job")
                 try:
-                    results.append((future, job(conn), None))
+                    results.append((waiter, job(conn), None))
                     conn.execute("RELEASE job")
                 except (sqlite3.IntegrityError, ValueError) as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    results.append((future, None, exc))
+                    results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
             conn.execute("COMMIT")
             self.commits += 1
         except (sqlite3.Error, OSError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             error = SpoolError(f"spool write failed: {exc}")
-            for _, future in jobs:
-                with contextlib.suppress(InvalidStateError):
-                    future.set_exception(error)
-            return
-        for future, value, failure in results:
-            # A waiter that gave up (cancelled its future) changes nothing: the commit stands.
-            with contextlib.suppress(InvalidStateError):
-                if failure is not None:
-                    future.set_exception(SpoolError(f"spool write failed: {failure}"))
-                else:
-                    future.set_result(value)
+            results = [(waiter, None, error) for _, waiter in jobs]
+        _resolve(results)
 
     def submit(self, job: Job) -> Future[Any]:
         """Queue ``job(conn)`` for the next group commit; the future resolves after COMMIT."""
@@ -281,7 +309,16 @@ class Spool:
         return future
 
     async def run(self, job: Job) -> Any:
-        return await asyncio.wrap_future(self.submit(job))
+        """Run ``job`` in the next group commit and return its result once committed.
+
+        The writer wakes the event loop once per commit for all of its waiters, not once
+        per job (a thread-safe call per job is a syscall each)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            raise SpoolError("spool is closed")
+        self._jobs.put((job, (loop, future)))
+        return await future
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only query on the reader connection (sees committed data only)."""
@@ -317,11 +354,10 @@ class Spool:
             stamp = time.time() if now is None else now
             fresh = list(events)
             if dedupe:
-                fresh = _unseen(conn, connector, fresh)
-                conn.executemany(
-                    "INSERT INTO seen (connector, id, at) VALUES (?, ?, ?)",
-                    [(connector, e.attributes["id"], int(stamp)) for e in fresh],
-                )
+                ids = [e.id for e in fresh]
+                new = seen.insert_new(conn, connector, ids)
+                if len(new) < len(fresh):
+                    fresh = [e for e, i in zip(fresh, ids, strict=True) if _take(new, i)]
             size = 0
             if fresh:
                 docs = [to_structured(e) for e in fresh]
@@ -337,24 +373,12 @@ class Spool:
         return job
 
 
-def _unseen(conn: sqlite3.Connection, connector: str, events: Sequence[Event]) -> list[Event]:
-    ids = [str(e.attributes["id"]) for e in events]
-    known: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",
-            (connector, *chunk),
-        )
-        known.update(r[0] for r in rows)
-    fresh: list[Event] = []
-    for event, key in zip(events, ids, strict=True):
-        if key in known:
-            continue
-        known.add(key)
-        fresh.append(event)
-    return fresh
+def _take(fresh: set[str], key: str) -> bool:
+    """True the first time ``key`` is met in ``fresh`` (later copies are duplicates)."""
+    if key in fresh:
+        fresh.discard(key)
+        return True
+    return False
 
 
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:
@@ -364,59 +388,6 @@ def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> Non
             f" ON CONFLICT(connector) DO UPDATE SET {column} = {column} + excluded.{column}",
             (connector, n),
         )
-
-
-def seen_ids(conn: sqlite3.Connection, connector: str, ids: Iterable[str]) -> set[str]:
-    """Which of ``ids`` are in the dedupe window already."""
-    wanted = list(ids)
-    out: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM seen WHERE connector = ? AND id IN ({marks})",
-                (connector, *chunk),
-            )
-        )
-    return out
-
-
-def mark_seen_job(connector: str, ids: Sequence[str]) -> Job:
-    def job(conn: sqlite3.Connection) -> None:
-        stamp = int(time.time())
-        conn.executemany(
-            "INSERT INTO seen (connector, id, at) VALUES (?, ?, ?)"
-            " ON CONFLICT(connector, id) DO UPDATE SET at = excluded.at",
-            [(connector, i, stamp) for i in ids],
-        )
-
-    return job
-
-
-def prune_job(window: float, max_entries: int, total: int, limit: int = 20000) -> Job:
-    """Forget ids older than ``window``, and the oldest past ``max_entries``, a slice at a
-    time (so one prune never holds the writer for long). ``total`` is the current count of
-    remembered ids. Returns how many were forgotten."""
-
-    def job(conn: sqlite3.Connection) -> int:
-        horizon = int(time.time() - window)
-        removed = conn.execute(
-            "DELETE FROM seen WHERE (connector, id) IN"
-            " (SELECT connector, id FROM seen WHERE at < ? ORDER BY at LIMIT ?)",
-            (horizon, limit),
-        ).rowcount
-        excess = min(total - removed - max_entries, limit) if max_entries > 0 else 0
-        if excess > 0:
-            removed += conn.execute(
-                "DELETE FROM seen WHERE (connector, id) IN"
-                " (SELECT connector, id FROM seen ORDER BY at LIMIT ?)",
-                (excess,),
-            ).rowcount
-        return int(removed)
-
-    return job
 
 
 def default_data_dir() -> Path:

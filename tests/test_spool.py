@@ -7,8 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from connector_runtime import seen
 from connector_runtime.events import make_event
-from connector_runtime.spool import Spool, prune_job, seen_ids
+from connector_runtime.spool import Spool
 
 
 def events(prefix: str, n: int):
@@ -42,16 +43,62 @@ def test_group_commit_takes_every_waiting_job(tmp_path: Path):
     spool.close()
 
 
-def test_dedupe_window_is_pruned_by_age_and_count(tmp_path: Path):
+def test_dedupe_window_remembers_ids_for_one_rotation_and_forgets_them_at_the_next(
+    tmp_path: Path,
+):
     spool = Spool(tmp_path / "spool.db")
-    old = time.time() - 10 * 86400
-    spool.submit(Spool.append_job("c", events("old", 30), True, now=old)).result(5)
-    spool.submit(Spool.append_job("c", events("new", 30), True)).result(5)
-    removed = spool.submit(prune_job(window=86400, max_entries=20, total=60)).result(5)
-    assert removed == 40  # 30 by age, then the 10 oldest past the cap
-    left = spool.read(lambda c: seen_ids(c, "c", [f"new{i}" for i in range(30)]))
-    assert len(left) == 20
-    assert spool.read(lambda c: seen_ids(c, "c", ["old1"])) == set()
+
+    def append(prefix: str) -> tuple[int, int]:
+        done = spool.submit(Spool.append_job("c", events(prefix, 10), True)).result(5)
+        return done.stored, done.duplicates
+
+    assert append("a") == (10, 0)
+    assert append("a") == (0, 10)
+    spool.submit(lambda c: seen.rotate(c, time.time())).result(5)
+    assert append("a") == (0, 10)  # the old generation is still looked up
+    assert spool.read(lambda c: seen.seen_ids(c, "c", ["a1", "zz"])) == {"a1"}
+    assert append("b") == (10, 0)
+    spool.submit(lambda c: seen.rotate(c, time.time())).result(5)
+    assert append("a") == (10, 0)  # two rotations later, "a" is forgotten
+    assert append("b") == (0, 10)  # "b" came after the first: still known
+    assert spool.read(seen.count_new) == 10
     spool.close()
     conn = sqlite3.connect(tmp_path / "spool.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+
+
+def test_a_generation_rotates_when_it_is_as_old_as_the_window_or_holds_max_entries():
+    start = 1_000_000.0
+    assert not seen.due(start, 10, window=3600, max_entries=100, now=start + 3599)
+    assert seen.due(start, 10, window=3600, max_entries=100, now=start + 3600)
+    assert seen.due(start, 100, window=3600, max_entries=100, now=start + 1)
+    assert not seen.due(start, 10**9, window=3600, max_entries=0, now=start + 1)
+
+
+def test_a_spool_from_an_earlier_version_keeps_its_remembered_ids(tmp_path: Path):
+    path = tmp_path / "spool.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE seen (connector TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,"
+        " PRIMARY KEY (connector, id)) WITHOUT ROWID;"
+        "INSERT INTO seen VALUES ('c', 'a1', 1), ('c', 'a2', 1), ('other', 'a3', 1);"
+    )
+    conn.close()
+    spool = Spool(path)
+    done = spool.submit(Spool.append_job("c", events("a", 4), True)).result(5)
+    assert (done.stored, done.duplicates) == (2, 2)  # a1 and a2 were seen; a0, a3 were not
+    assert spool.read(
+        lambda c: c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'seen'").fetchone()
+    ) == (0,)
+    spool.close()
+
+
+def test_ids_repeated_within_one_append_are_stored_once(tmp_path: Path):
+    spool = Spool(tmp_path / "spool.db")
+    batch = events("x", 3) + events("x", 2)
+    done = spool.submit(Spool.append_job("c", batch, True)).result(5)
+    assert (done.stored, done.duplicates) == (3, 2)
+    stored = spool.read(lambda c: c.execute("SELECT count FROM batches").fetchall())
+    assert stored == [(3,)]
+    spool.close()

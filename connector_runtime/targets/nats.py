@@ -269,7 +269,7 @@ def encode(event: Event, mode: str) -> tuple[bytes, dict[str, str]]:
             MSG_ID_HEADER: event.id,
         }
     headers: dict[str, str] = {}
-    for name, value in event.attributes.items():
+    for name, value in event.peek().items():
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         headers["content-type" if name == "datacontenttype" else "ce-" + name] = text
     headers[MSG_ID_HEADER] = event.id
@@ -418,7 +418,7 @@ class NATSTarget:
     async def _publish(
         self, js: JetStreamContext, subjects: tuple[str, ...], event: Event
     ) -> tuple[bool, str | None]:
-        subject = render_subject(self.template, event.attributes, self.connector)
+        subject = render_subject(self.template, event.peek(), self.connector)
         if not self._subject_in_stream(subject, subjects):
             return True, f"subject {subject} is not in stream {self.stream} ({', '.join(subjects)})"
         payload, headers = encode(event, self.mode)

@@ -85,7 +85,7 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
     cats = frozenset(name for name in names if name in CATEGORIES)
 
     def keep(event: Event) -> bool:
-        attributes = event.attributes
+        attributes = event.peek()
         return attributes["type"] in types or attributes.get(CATEGORY_ATTRIBUTE) in cats
 
     return keep

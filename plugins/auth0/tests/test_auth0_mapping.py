@@ -105,3 +105,31 @@ def test_big_numbers_survive_the_encodings():
     headers, body = to_binary(event)
     assert body == data
     assert headers["ce-type"] == "com.auth0.log.sapi"
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        record(),
+        record("brand_new_code_2031", date="not a date", user_id=None),
+        record("s", user_id='a "quoted" \\ user é ☃'),
+        Record('id with "quotes" and ünïcode', "f", None, "", b'{"n":18446744073709551617}'),
+    ],
+)
+def test_the_document_built_while_mapping_is_the_structured_encoding(rec):
+    event = to_event(rec, 'https://tenant.example/"odd" source')
+    built = event.doc
+    assert built is not None
+    assert built == to_structured(make_event(**_fields(event)))
+    assert json.loads(built)["data"] == json.loads(rec.data)
+
+
+def _fields(event):
+    attributes = dict(event.peek())
+    extensions = {
+        k: attributes.pop(k)
+        for k in list(attributes)
+        if k not in ("specversion", "id", "source", "type", "datacontenttype", "time", "subject")
+    }
+    del attributes["specversion"]
+    return {**attributes, "data": event.data, "extensions": extensions}
