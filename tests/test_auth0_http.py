@@ -292,15 +292,39 @@ def test_real_auth0_samples_are_all_accepted_with_duplicates_counted(
         assert r.json()["accepted"] == 0
 
 
-def test_control_characters_in_attributes_are_400(auth0_runtime: Start, recording_target):
+@pytest.mark.parametrize(
+    ("second", "reason"),
+    [
+        (b'{"log_id":"bad\\u0007","data":{"type":"s"}}', "attribute 'id' holds U+0007"),
+        # A raw DEL is ASCII and needs no escape in JSON.
+        (
+            b'{"log_id":"x","data":{"type":"s","user_id":"u\x7f"}}',
+            "attribute 'subject' holds U+007F",
+        ),
+        ('{"log_id":"x","data":{"type":"s\u0085"}}'.encode(), "attribute 'type' holds U+0085"),
+        (
+            '{"log_id":"x","data":{"type":"s","user_id":"\ufffe"}}'.encode(),
+            "attribute 'subject' holds U+FFFE",
+        ),
+    ],
+)
+def test_control_characters_in_attributes_are_400(
+    auth0_runtime: Start, recording_target, second: bytes, reason: str
+):
     rt = auth0_runtime()
-    body = b'{"log_id":"ok-1","data":{"type":"s"}}\n{"log_id":"bad\\u0007","data":{"type":"s"}}\n'
+    body = b'{"log_id":"ok-1","data":{"type":"s"}}\n' + second + b"\n"
     r = post(rt.connector_url("a0"), body)
     assert r.status == 400
-    assert r.json() == {
-        "error": "event 1: attribute 'id' holds U+0007, which CloudEvents strings exclude"
-    }
+    assert r.json() == {"error": f"event 1: {reason}, which CloudEvents strings exclude"}
     assert recording_target.events == []
+
+
+def test_printable_unicode_in_attributes_is_accepted(auth0_runtime: Start, recording_target):
+    rt = auth0_runtime()
+    body = '{"log_id":"é-1","data":{"type":"s","user_id":"ユーザー \\"q\\""}}\n'.encode()
+    r = post(rt.connector_url("a0"), body)
+    assert r.status == 200, r.body
+    assert recording_target.wait_for(1)[0].attributes["subject"] == 'ユーザー "q"'
 
 
 def test_non_ascii_token_sent_as_utf8_is_accepted(auth0_runtime: Start, recording_target):

@@ -382,7 +382,7 @@ def test_token_check_takes_the_same_path_for_missing_and_wrong(
     ):
         r = post(url, jsonl(batch(1)), headers)
         answers.add((r.status, r.body))
-    assert answers == {(401, b'{"error": "missing or wrong Authorization token"}')}
+    assert answers == {(401, b'{"error":"missing or wrong Authorization token"}')}
     found = samples(rt.url)
     assert value(found, "connector_runtime_auth_failures_total", connector="c1") == 5
 

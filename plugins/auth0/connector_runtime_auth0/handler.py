@@ -13,7 +13,7 @@ from connector_runtime.events import Event
 from connector_runtime.handler import RequestRejected, SourceHandler
 from connector_runtime.records import Route, SourceContext
 
-from connector_runtime_auth0.mapping import plain_text, to_event
+from connector_runtime_auth0.mapping import Mapper
 from connector_runtime_auth0.parse import ParseError, parse_body
 
 __all__ = ["Auth0Handler", "parse_offline", "routes"]
@@ -26,13 +26,14 @@ class Auth0Handler(SourceHandler):
 
     def events(self, body: bytes) -> Sequence[Event]:
         config = self.ctx.config
+        mapper = Mapper(config.get("source") or self.ctx.default_source)
+        mapper.checked_body(body)
         try:
-            records = parse_body(body, config.get("format", "auto"))
+            events = parse_body(body, config.get("format", "auto"), mapper)
         except ParseError as exc:
             raise RequestRejected(400, str(exc)) from None
-        source = config.get("source") or self.ctx.default_source
-        self._plain = plain_text(records, source)
-        return [to_event(record, source) for record in records]
+        self._plain = mapper.plain
+        return events
 
     def attribute_problem(self, events: Sequence[Event]) -> str | None:
         # Printable strings need no closer look; otherwise the full check names the culprit.
@@ -41,12 +42,11 @@ class Auth0Handler(SourceHandler):
 
 def parse_offline(body: bytes, ctx: SourceContext) -> Sequence[Event]:
     """The events a delivery body becomes, without a request (``filter test``)."""
+    mapper = Mapper(ctx.config.get("source") or ctx.default_source)
     try:
-        records = parse_body(body, ctx.config.get("format", "auto"))
+        return parse_body(body, ctx.config.get("format", "auto"), mapper)
     except ParseError as exc:
         raise ValueError(str(exc)) from None
-    source = ctx.config.get("source") or ctx.default_source
-    return [to_event(record, source) for record in records]
 
 
 def routes(ctx: SourceContext) -> Sequence[Route]:

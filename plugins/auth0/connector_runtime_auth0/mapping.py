@@ -20,8 +20,6 @@ time and a new one must not be dropped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
 from typing import Final
 
 import orjson
@@ -30,7 +28,7 @@ from connector_runtime.events import AttributeValue, Event, is_rfc3339
 from connector_runtime_auth0.catalogue import EVENT_TYPES
 from connector_runtime_auth0.parse import Record
 
-__all__ = ["CATEGORY_ATTRIBUTE", "TYPE_PREFIX", "plain_text", "to_event", "type_of"]
+__all__ = ["CATEGORY_ATTRIBUTE", "TYPE_PREFIX", "Mapper", "to_event", "type_of"]
 
 TYPE_PREFIX: Final = "com.auth0.log."
 CATEGORY_ATTRIBUTE: Final = "auth0category"
@@ -55,53 +53,66 @@ _KNOWN: Final[dict[str, tuple[str, str | None, bytes, bytes]]] = {
 }
 
 
-@lru_cache(maxsize=64)
-def _source_part(source: str) -> bytes:
-    return b',"source":' + orjson.dumps(source)
-
-
 def type_of(code: str) -> str:
     """The CloudEvents ``type`` for an Auth0 event type code."""
     return TYPE_PREFIX + code
 
 
+class Mapper:
+    """Maps the records of one request to events with ``source``; a
+    :data:`~connector_runtime_auth0.parse.Make` for ``parse_body``, so that no record
+    object stands between the decoder and the event.
+
+    ``plain`` stays True while every string that becomes an attribute is printable: then no
+    attribute can hold a character CloudEvents strings exclude (the date is checked as a
+    timestamp)."""
+
+    __slots__ = ("_checking", "_source_part", "plain", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._source_part = b',"source":' + orjson.dumps(source)
+        self.plain = source.isprintable()
+        self._checking = self.plain
+
+    def checked_body(self, body: bytes) -> None:
+        """Skip the per-record check for a body that cannot hold such a character: ASCII
+        without escapes (raw control characters are not valid JSON) and without DEL."""
+        if self.plain and body.isascii() and b"\\" not in body and b"\x7f" not in body:
+            self._checking = False
+
+    def __call__(
+        self, log_id: str, code: str, date: str | None, user_id: str | None, data: bytes
+    ) -> Event:
+        known = _KNOWN.get(code)
+        ce_type, category, type_part, category_part = (
+            known if known is not None else _parts(TYPE_PREFIX + code, None)
+        )
+        attributes: dict[str, AttributeValue] = {
+            "specversion": "1.0",
+            "id": log_id,
+            "source": self.source,
+            "type": ce_type,
+            "datacontenttype": "application/json",
+        }
+        parts = [_HEAD, orjson.dumps(log_id), self._source_part, type_part]
+        if date is not None and is_rfc3339(date):
+            attributes["time"] = date
+            parts.append(b',"time":' + orjson.dumps(date))
+        if user_id:
+            attributes["subject"] = user_id
+            parts.append(b',"subject":' + orjson.dumps(user_id))
+        if category is not None:
+            attributes[CATEGORY_ATTRIBUTE] = category
+            parts.append(category_part)
+        parts += (b',"data":', data, b"}")
+        if self._checking and not (
+            log_id.isprintable() and code.isprintable() and (user_id or "").isprintable()
+        ):
+            self.plain = self._checking = False
+        return Event(attributes, data, b"".join(parts))
+
+
 def to_event(record: Record, source: str) -> Event:
     """The CloudEvent for ``record``, with ``source`` as its ``source`` attribute."""
-    code = record.type
-    known = _KNOWN.get(code)
-    ce_type, category, type_part, category_part = (
-        known if known is not None else _parts(TYPE_PREFIX + code, None)
-    )
-    attributes: dict[str, AttributeValue] = {
-        "specversion": "1.0",
-        "id": record.log_id,
-        "source": source,
-        "type": ce_type,
-        "datacontenttype": "application/json",
-    }
-    parts = [_HEAD, orjson.dumps(record.log_id), _source_part(source), type_part]
-    date = record.date
-    if date is not None and is_rfc3339(date):
-        attributes["time"] = date
-        parts.append(b',"time":' + orjson.dumps(date))
-    if record.user_id:
-        attributes["subject"] = record.user_id
-        parts.append(b',"subject":' + orjson.dumps(record.user_id))
-    if category is not None:
-        attributes[CATEGORY_ATTRIBUTE] = category
-        parts.append(category_part)
-    parts += (b',"data":', record.data, b"}")
-    return Event(attributes, record.data, b"".join(parts))
-
-
-def plain_text(records: Sequence[Record], source: str) -> bool:
-    """True when every string that becomes an attribute is printable, so no attribute can
-    hold a character CloudEvents strings exclude (the date is checked as a timestamp)."""
-    if not source.isprintable():
-        return False
-    for record in records:
-        if not (record.log_id.isprintable() and record.type.isprintable()):
-            return False
-        if record.user_id is not None and not record.user_id.isprintable():
-            return False
-    return True
+    return Mapper(source)(record.log_id, record.type, record.date, record.user_id, record.data)

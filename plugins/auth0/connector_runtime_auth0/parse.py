@@ -17,11 +17,17 @@ one-line message naming the line (JSON Lines, from 1) or the element (from 0).
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import msgspec
 
-__all__ = ["FORMATS", "ParseError", "Record", "detect_format", "parse_body"]
+__all__ = ["FORMATS", "Make", "ParseError", "Record", "detect_format", "parse_body"]
+
+T = TypeVar("T")
+Make = Callable[[str, str, "str | None", "str | None", bytes], T]
+"""What :func:`parse_body` builds of each element: ``make(log_id, type, date, user_id,
+data)`` (:class:`Record` by default; the handler builds its events directly)."""
 
 FORMATS: Final = ("auto", "jsonlines", "array", "object")
 
@@ -88,6 +94,7 @@ class _Envelope(msgspec.Struct):
 _ELEMENT: Final = msgspec.json.Decoder(_Element)
 _ELEMENTS: Final = msgspec.json.Decoder(list[_Element])
 _FIELDS: Final = msgspec.json.Decoder(_Fields)
+_FIELDS_LIST: Final = msgspec.json.Decoder(list[_Fields])
 _LOOSE_ELEMENT: Final = msgspec.json.Decoder(_LooseElement)
 _LOOSE_FIELDS: Final = msgspec.json.Decoder(_LooseFields)
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
@@ -101,7 +108,7 @@ _DecodeFailure = (msgspec.DecodeError, RecursionError)
 # -- public ------------------------------------------------------------------------------
 
 
-def parse_body(body: bytes, fmt: str = "auto") -> list[Record]:
+def parse_body(body: bytes, fmt: str = "auto", make: Make[T] = Record) -> list[T]:  # type: ignore[assignment]
     """Parse a request body in content format ``fmt`` (one of :data:`FORMATS`).
 
     Raises :class:`ParseError` for an empty body, invalid UTF-8, text that is not JSON, and
@@ -118,11 +125,11 @@ def parse_body(body: bytes, fmt: str = "auto") -> list[Record]:
     elif _NON_WS.search(body) is None:
         raise ParseError("empty body")
     if fmt == "jsonlines":
-        return _parse_lines(body)
+        return _parse_lines(body, make)
     if fmt == "array":
-        return _parse_array(body, "body")
+        return _parse_array(body, "body", make)
     if fmt == "object":
-        return _parse_object(body)
+        return _parse_object(body, make)
     raise ValueError(f"unknown content format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -161,10 +168,41 @@ def detect_format(body: bytes) -> str:
 # -- the formats -------------------------------------------------------------------------
 
 
-def _parse_lines(body: bytes) -> list[Record]:
+def _parse_lines(body: bytes, make: Make[T]) -> list[T]:
     # Lines are cut on b"\n" alone: U+2028 and U+2029 are line breaks to str.splitlines but
     # ordinary characters inside JSON strings.
-    records: list[Record] = []
+    decode = _ELEMENT.decode
+    try:
+        elements = [decode(line) for line in body.split(b"\n") if line and not line.isspace()]
+    except _DecodeFailure:
+        return _parse_lines_one_by_one(body, make)
+    records = _at_once(elements, make)
+    return records if records is not None else _parse_lines_one_by_one(body, make)
+
+
+def _at_once(elements: list[_Element], make: Make[T]) -> list[T] | None:
+    """The records of well-formed elements, their ``data`` members decoded in one call (as
+    one JSON array); None when any element needs a closer look (the caller's element-by-
+    element path then finds the exact problem, or the lenient reading)."""
+    raws = [e.data for e in elements]
+    try:
+        fields = _FIELDS_LIST.decode(b"[" + b",".join(raws) + b"]")
+    except _DecodeFailure:  # a missing or non-object data, a field of an odd type
+        return None
+    if len(fields) != len(elements):  # one element, without data: "[]"
+        return None
+    records: list[T] = []
+    append = records.append
+    for element, field, raw in zip(elements, fields, raws, strict=True):
+        log_id = element.log_id or field.log_id
+        if not (log_id and field.type):
+            return None
+        append(make(log_id, field.type, field.date, field.user_id, bytes(raw)))
+    return records
+
+
+def _parse_lines_one_by_one(body: bytes, make: Make[T]) -> list[T]:
+    records: list[T] = []
     append = records.append
     for number, text in enumerate(body.split(b"\n"), 1):
         line = text[:-1] if text.endswith(b"\r") else text
@@ -173,35 +211,38 @@ def _parse_lines(body: bytes) -> list[Record]:
         try:
             element = _ELEMENT.decode(line)
         except msgspec.ValidationError:
-            append(_loose_record(line, "line", number))
+            append(_loose_record(line, "line", number, make))
             continue
         except _DecodeFailure as exc:
             raise _not_json("line", number, exc) from None
-        append(_record(element, "line", number))
+        append(_record(element, "line", number, make))
     return records
 
 
-def _parse_array(text: bytes, place: str) -> list[Record]:
+def _parse_array(text: bytes, place: str, make: Make[T]) -> list[T]:
     try:
         elements = _ELEMENTS.decode(text)
     except msgspec.ValidationError:
-        return _parse_array_slowly(text, place)
+        return _parse_array_slowly(text, place, make)
     except _DecodeFailure as exc:
         raise _not_json(place, None, exc) from None
-    return [_record(element, "element", index) for index, element in enumerate(elements)]
+    records = _at_once(elements, make)
+    if records is not None:
+        return records
+    return [_record(element, "element", index, make) for index, element in enumerate(elements)]
 
 
-def _parse_array_slowly(text: bytes, place: str) -> list[Record]:
+def _parse_array_slowly(text: bytes, place: str, make: Make[T]) -> list[T]:
     try:
         raws = _RAW_LIST.decode(text)
     except msgspec.ValidationError:
         raise ParseError(f"{place} is not a JSON array") from None
     except _DecodeFailure as exc:  # the strict decoder stopped at a bad element before this
         raise _not_json(place, None, exc) from None
-    return [_loose_record(bytes(raw), "element", index) for index, raw in enumerate(raws)]
+    return [_loose_record(bytes(raw), "element", index, make) for index, raw in enumerate(raws)]
 
 
-def _parse_object(body: bytes) -> list[Record]:
+def _parse_object(body: bytes, make: Make[T]) -> list[T]:
     try:
         envelope = _ENVELOPE.decode(body)
     except msgspec.ValidationError:
@@ -209,22 +250,22 @@ def _parse_object(body: bytes) -> list[Record]:
     except _DecodeFailure as exc:
         raise _not_json("body", None, exc) from None
     if len(envelope.logs) and not len(envelope.data):
-        return _parse_array(bytes(envelope.logs), "'logs'")
+        return _parse_array(bytes(envelope.logs), "'logs'", make)
     if not len(envelope.data):
         raise ParseError("body is a JSON object with neither 'logs' nor 'data'")
     try:
         element = _ELEMENT.decode(body)
     except msgspec.ValidationError:
-        return [_loose_record(body, "element", 0)]
+        return [_loose_record(body, "element", 0, make)]
     except _DecodeFailure as exc:
         raise _not_json("element", 0, exc) from None
-    return [_record(element, "element", 0)]
+    return [_record(element, "element", 0, make)]
 
 
 # -- one element -------------------------------------------------------------------------
 
 
-def _record(element: _Element, kind: str, index: int) -> Record:
+def _record(element: _Element, kind: str, index: int, make: Make[T]) -> T:
     data_raw = element.data
     if not len(data_raw):
         raise _bad(kind, index, "no 'data' member")
@@ -234,7 +275,7 @@ def _record(element: _Element, kind: str, index: int) -> Record:
     try:
         fields = _FIELDS.decode(data)
     except msgspec.ValidationError:
-        return _loose_fields(element.log_id, data, kind, index)
+        return _loose_fields(element.log_id, data, kind, index, make)
     except _DecodeFailure as exc:
         # msgspec skips unknown members without decoding them, so a string it refuses (a
         # lone surrogate escape such as "\ud800") may first be met here.
@@ -244,10 +285,10 @@ def _record(element: _Element, kind: str, index: int) -> Record:
     log_id = element.log_id or fields.log_id
     if not log_id:
         raise _bad(kind, index, _NO_LOG_ID)
-    return Record(log_id, fields.type, fields.date, fields.user_id, data)
+    return make(log_id, fields.type, fields.date, fields.user_id, data)
 
 
-def _loose_record(text: bytes, kind: str, index: int) -> Record:
+def _loose_record(text: bytes, kind: str, index: int, make: Make[T]) -> T:
     """The lenient path for an element the strict decoder refused."""
     try:
         element = _LOOSE_ELEMENT.decode(text)
@@ -264,10 +305,10 @@ def _loose_record(text: bytes, kind: str, index: int) -> Record:
         log_id = _string(element.log_id)
     except msgspec.DecodeError as exc:
         raise _not_json(kind, index, exc) from None
-    return _loose_fields(log_id, data, kind, index)
+    return _loose_fields(log_id, data, kind, index, make)
 
 
-def _loose_fields(log_id: str | None, data: bytes, kind: str, index: int) -> Record:
+def _loose_fields(log_id: str | None, data: bytes, kind: str, index: int, make: Make[T]) -> T:
     try:
         fields = _LOOSE_FIELDS.decode(data)
         code = _string(fields.type)
@@ -281,7 +322,7 @@ def _loose_fields(log_id: str | None, data: bytes, kind: str, index: int) -> Rec
     log_id = log_id or data_log_id
     if not log_id:
         raise _bad(kind, index, _NO_LOG_ID)
-    return Record(log_id, code, date, user_id, data)
+    return make(log_id, code, date, user_id, data)
 
 
 def _string(raw: msgspec.Raw) -> str | None:
