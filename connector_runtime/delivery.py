@@ -16,6 +16,8 @@ class Attempt:
     """What one delivery attempt of a list of events came to."""
 
     rejected: list[tuple[Event, str]] = field(default_factory=list)
+    rejected_at: dict[int, str] = field(default_factory=dict)
+    """Indexes (into the events given) the target rejected for good, with the reason."""
     retry: dict[int, str] = field(default_factory=dict)
     """Indexes (into the events given) that failed transiently, with the reason."""
 
@@ -30,6 +32,7 @@ async def attempt(target: Target, events: Sequence[Event]) -> Attempt:
     for n, (chunk_rejected, chunk_retry) in enumerate(results):
         base = n * size
         out.rejected.extend((chunks[n][i], reason) for i, reason in chunk_rejected.items())
+        out.rejected_at.update({base + i: reason for i, reason in chunk_rejected.items()})
         out.retry.update({base + i: reason for i, reason in chunk_retry.items()})
     return out
 

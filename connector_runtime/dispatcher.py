@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from connector_runtime.delivery import attempt
-from connector_runtime.events import Event
+from connector_runtime.events import concat
 from connector_runtime.manifest_model import RetrySpec
 from connector_runtime.metrics import ConnectorStats
 from connector_runtime.queues import BatchQueue, Settlement, wait_or_timeout
@@ -118,10 +118,10 @@ class Dispatcher:
                 self.stats.observe_delivery(max(0.0, finished - s.batch.created))
 
     async def _attempt(self, batches: Sequence[Batch], now: float) -> list[Settlement]:
-        events: list[Event] = [e for b in batches for e in b.events]
+        events = concat([b.events for b in batches])
         try:
             result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
-            rejected = {id(e): reason for e, reason in result.rejected}
+            rejected = result.rejected_at
             retry = result.retry
         except TimeoutError:
             rejected = {}
@@ -130,15 +130,21 @@ class Dispatcher:
         index = 0
         for b in batches:
             s = Settlement(b)
+            settlements.append(s)
+            if not rejected and not retry:  # the usual case: no event needs a look
+                s.delivered = len(b.events)
+                index += s.delivered
+                continue
             attempts = b.attempts + 1
             give_up = (self.retry.attempts and attempts >= self.retry.attempts) or (
                 now - b.created >= self.retry.max_age
             )
             for event in b.events:
                 reason = retry.get(index)
+                why = rejected.get(index)
                 index += 1
-                if id(event) in rejected:
-                    s.dead.append((event, rejected[id(event)], status_of(rejected[id(event)])))
+                if why is not None:
+                    s.dead.append((event, why, status_of(why)))
                 elif reason is None:
                     s.delivered += 1
                 elif give_up:
@@ -151,7 +157,6 @@ class Dispatcher:
                 s.next_attempt = now + backoff(self.retry, b.attempts, self._rng)
             if s.error:
                 self.last_error = s.error
-            settlements.append(s)
         if any(s.remaining for s in settlements):
             self.log.warning(
                 "delivery of %d events failed, retrying: %s",

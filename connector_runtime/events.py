@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, overload
 
 import msgspec
 import orjson
@@ -248,8 +248,53 @@ def to_structured(event: Event) -> bytes:
     return head[:-1] + member + b"}"
 
 
+class EncodedEvents(Sequence[Event]):
+    """Events known only by their structured JSON documents, as the spool hands them back.
+
+    An item is made (and decoded, lazily) only when asked for; a slice stays encoded, and
+    :func:`to_batch` joins the documents without making a single event. The dispatcher's
+    usual round - read a spool batch, send it whole, settle it - touches no event object.
+    """
+
+    __slots__ = ("docs",)
+
+    def __init__(self, docs: list[bytes]) -> None:
+        self.docs = docs
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> EncodedEvents: ...
+
+    def __getitem__(self, index: int | slice) -> Event | EncodedEvents:
+        if isinstance(index, slice):
+            return EncodedEvents(self.docs[index])
+        return Event.from_structured(self.docs[index])
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(Event.from_structured, self.docs)
+
+    def __repr__(self) -> str:
+        return f"EncodedEvents({len(self.docs)} events)"
+
+
+def concat(parts: Sequence[Sequence[Event]]) -> Sequence[Event]:
+    """The events of ``parts`` in order, still encoded when every part is."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, EncodedEvents) for p in parts):
+        return EncodedEvents([d for p in parts for d in p.docs])  # type: ignore[attr-defined]
+    return [e for p in parts for e in p]
+
+
 def to_batch(events: Iterable[Event]) -> bytes:
     """Encode events as one JSON batch (``application/cloudevents-batch+json``)."""
+    if isinstance(events, EncodedEvents):
+        return join_structured(events.docs)
     return (
         b"[" + b",".join([e.doc if e.doc is not None else to_structured(e) for e in events]) + b"]"
     )

@@ -30,6 +30,7 @@ from connector_runtime.spool import (
     encode_event,
     encode_events,
     event_size,
+    events_size,
 )
 
 
@@ -144,7 +145,7 @@ class SpoolQueue:
                         (
                             encode_events(s.remaining),
                             len(s.remaining),
-                            sum(map(event_size, s.remaining)),
+                            events_size(s.remaining),
                             b.attempts + 1,
                             s.next_attempt,
                             s.error,
@@ -160,9 +161,7 @@ class SpoolQueue:
         await self.spool.run(job)
         for s in settlements:
             self.pending_events -= len(s.batch.events) - len(s.remaining)
-            self.pending_bytes -= sum(map(event_size, s.batch.events)) - sum(
-                map(event_size, s.remaining)
-            )
+            self.pending_bytes -= events_size(s.batch.events) - events_size(s.remaining)
         if self.pending_events <= 0:
             self.pending_events = self.pending_bytes = 0
             self.oldest = None
@@ -218,7 +217,7 @@ class MemoryQueue:
                 )
             else:
                 del self._batches[index]
-        self.pending_bytes = sum(sum(map(event_size, b.events)) for b in self._batches)
+        self.pending_bytes = sum(events_size(b.events) for b in self._batches)
         if not self._batches:
             self.oldest = None
         if rows:

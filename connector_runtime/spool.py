@@ -34,7 +34,7 @@ import msgspec
 
 from connector_runtime import seen
 from connector_runtime.errors import SpoolError
-from connector_runtime.events import Event, to_structured
+from connector_runtime.events import EncodedEvents, Event, to_structured
 
 T = TypeVar("T")
 
@@ -82,8 +82,8 @@ def encode_events(events: Sequence[Event]) -> bytes:
     return _encoder.encode([to_structured(e) for e in events])
 
 
-def decode_events(payload: bytes) -> list[Event]:
-    return [Event.from_structured(doc) for doc in _decoder.decode(payload)]
+def decode_events(payload: bytes) -> EncodedEvents:
+    return EncodedEvents(_decoder.decode(payload))
 
 
 def encode_event(event: Event) -> bytes:
@@ -107,6 +107,13 @@ def event_size(event: Event) -> int:
     return (len(data) if data is not None else 0) + ATTRIBUTE_ALLOWANCE
 
 
+def events_size(events: Sequence[Event]) -> int:
+    """:func:`event_size` summed; for events read back from the spool, without making them."""
+    if isinstance(events, EncodedEvents):
+        return sum(map(len, events.docs))
+    return sum(map(event_size, events))
+
+
 class Appended(NamedTuple):
     """What an append stored: events, duplicates dropped, bytes (of the documents)."""
 
@@ -124,7 +131,7 @@ class Batch:
     created: float
     attempts: int
     next_attempt: float
-    events: list[Event]
+    events: Sequence[Event]
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,22 @@ def test_rfc3339(text, ok):
 )
 def test_rfc3339_calendar_and_precision(text, ok):
     assert is_rfc3339(text) is ok
+
+
+def test_events_read_back_from_the_spool_stay_encoded_until_an_item_is_asked_for():
+    from connector_runtime.events import EncodedEvents, concat
+    from connector_runtime.spool import decode_events, encode_events, events_size
+
+    made = [
+        make_event(id=f"e{i}", source="/s", type="t", data=b'{"n":%d}' % i, subject=f"s{i}")
+        for i in range(5)
+    ]
+    encoded = decode_events(encode_events(made))
+    assert isinstance(encoded, EncodedEvents)
+    assert list(encoded) == made and encoded[3] == made[3]
+    assert isinstance(encoded[1:3], EncodedEvents) and list(encoded[1:3]) == made[1:3]
+    assert to_batch(encoded) == to_batch(made)
+    joined = concat([encoded[:2], encoded[2:]])
+    assert isinstance(joined, EncodedEvents) and to_batch(joined) == to_batch(made)
+    assert concat([encoded[:2], made[2:]]) == made  # mixed parts: a plain list
+    assert events_size(encoded) == sum(len(to_structured(e)) for e in made)
