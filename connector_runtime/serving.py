@@ -30,6 +30,7 @@ from connector_runtime.plugins import Registry
 from connector_runtime.runtime import Runtime
 from connector_runtime.server import make_app
 from connector_runtime.spool import default_data_dir
+from connector_runtime.watchdog import TimedServer
 
 log = logging.getLogger("connector_runtime")
 
@@ -101,12 +102,12 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
     )
     try:
         tls = load_tls(spec.tls) if spec.tls else None
-        server = tornado.httpserver.HTTPServer(
+        server = TimedServer(
             make_app(runtime),
             ssl_options=tls,
             max_body_size=limit + 1024 * 1024,
             max_header_size=spec.max_header_bytes,
-            idle_connection_timeout=spec.idle_timeout,
+            idle_timeout=spec.idle_timeout,
             body_timeout=spec.body_timeout,
             xheaders=False,
         )

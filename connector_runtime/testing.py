@@ -82,6 +82,19 @@ class Response:
         return json.loads(self.body)
 
 
+def closed_within(sock: socket.socket, seconds: float) -> float:
+    """Seconds until the server closed ``sock`` (a reset counts as closed); raises
+    ``TimeoutError`` past ``seconds``."""
+    sock.settimeout(seconds)
+    started = time.monotonic()
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
 def post(
     url: str,
     body: bytes | str = b"",

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from connector_runtime.testing import (
     RecordingTarget,
     RunningRuntime,
+    closed_within,
     connector_doc,
     free_port,
     post,
@@ -325,18 +326,6 @@ def test_tls_serves_https_and_reloads_the_certificate_on_sighup(
         assert proc.terminate() == 0
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> float:
-    """Seconds until the server closed ``sock`` (reset counts as closed); fails past ``seconds``."""
-    sock.settimeout(seconds)
-    started = time.monotonic()
-    try:
-        while sock.recv(4096):
-            pass
-    except ConnectionResetError:
-        pass
-    return time.monotonic() - started
-
-
 def test_idle_and_slow_connections_time_out(recording_target: RecordingTarget, tmp_path: Path):
     manifest = _manifest(
         tmp_path,
@@ -348,15 +337,15 @@ def test_idle_and_slow_connections_time_out(recording_target: RecordingTarget, t
         # Slow-loris: a request head that never ends is dropped after the idle timeout.
         with socket.create_connection(("127.0.0.1", proc.port)) as loris:
             loris.sendall(b"POST /o1 HTTP/1.1\r\nHost: x\r\n")
-            assert _closed_within(loris, 5) < 4
+            assert closed_within(loris, 5) < 4
         # A body that stops arriving is dropped after the body timeout.
         with socket.create_connection(("127.0.0.1", proc.port)) as slow:
             slow.sendall(b"POST /o1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-            assert _closed_within(slow, 5) < 4
+            assert closed_within(slow, 5) < 4
         # An oversized request head is refused, and nothing reaches the target.
         with socket.create_connection(("127.0.0.1", proc.port)) as big:
             big.sendall(b"POST /o1 HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n")
-            assert _closed_within(big, 5) < 4
+            assert closed_within(big, 5) < 4
         assert recording_target.events == []
         # The server still serves well-behaved clients.
         assert post(proc.url + "/o1", jsonl(batch(1)), {"Authorization": TOKEN}).status == 200

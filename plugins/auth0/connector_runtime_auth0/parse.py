@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 import msgspec
+from connector_runtime.events import bracketed
 
 __all__ = ["FORMATS", "Make", "ParseError", "Record", "detect_format", "parse_body"]
 
@@ -186,7 +187,7 @@ def _at_once(elements: list[_Element], make: Make[T]) -> list[T] | None:
     element path then finds the exact problem, or the lenient reading)."""
     raws = [e.data for e in elements]
     try:
-        fields = _FIELDS_LIST.decode(b"[" + b",".join(raws) + b"]")
+        fields = _FIELDS_LIST.decode(b",".join(bracketed(raws)))
     except _DecodeFailure:  # a missing or non-object data, a field of an odd type
         return None
     if len(fields) != len(elements):  # one element, without data: "[]"
