@@ -177,10 +177,14 @@ def is_rfc3339(value: str) -> bool:
         or value[10] not in "Tt"
         or value[13] != ":"
         or value[16] != ":"
+        or value[19] not in ".Zz+-"
+        or (value[19] == "." and (len(value) < 22 or not value[20].isdigit()))
         or not (value[-1] in "Zz" or (value[-6] in "+-" and value[-3] == ":"))
         or not value.isascii()
     ):
         return False
+    if value[-1] == "z":  # RFC 3339 allows a lower-case Z; datetime does not
+        value = value[:-1] + "Z"
     try:
         datetime.fromisoformat(value)
     except ValueError:

@@ -142,3 +142,25 @@ def test_events_read_back_from_the_spool_stay_encoded_until_an_item_is_asked_for
     assert isinstance(joined, EncodedEvents) and to_batch(joined) == to_batch(made)
     assert concat([encoded[:2], made[2:]]) == made  # mixed parts: a plain list
     assert events_size(encoded) == sum(len(to_structured(e)) for e in made)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2024-02-29T00:00:00Z", True),
+        ("2023-02-29T00:00:00Z", False),
+        ("1900-02-29T00:00:00Z", False),
+        ("2000-02-29T23:59:59.5-23:59", True),
+        ("2024-04-31T00:00:00Z", False),
+        ("2024-12-31t23:59:59z", True),
+        ("0000-01-01T00:00:00Z", False),
+        ("0001-01-01T00:00:00Z", True),
+        ("2024-06-01T12:00:60Z", False),
+        ("2024-06-01T12:00:00+24:00", False),
+        ("2024-06-01T12:00:00.Z", False),
+        ("2024-06-01T12:00:00,5Z", False),
+        ("2024-06-01T12:00:00+0100", False),
+    ],
+)
+def test_rfc3339_month_lengths_and_edges(text, ok):
+    assert is_rfc3339(text) is ok
