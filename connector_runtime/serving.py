@@ -9,8 +9,10 @@ supervisor forwards SIGINT/SIGTERM/SIGHUP and exits with the workers' worst exit
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -115,6 +117,7 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
     except ConnectorRuntimeError:
         await runtime.stop()
         raise
+    tune_malloc()
     tune_gc()
     if options.worker_index in (None, 0):
         print_urls(runtime, options.host, bound, "https" if tls else "http")
@@ -145,6 +148,30 @@ async def _drain(
     ):
         await asyncio.sleep(0.02)
     await server.close_all_connections()
+
+
+MMAP_THRESHOLD = 4 * 1024 * 1024
+TRIM_THRESHOLD = 32 * 1024 * 1024
+
+
+def tune_malloc() -> bool:
+    """Keep request-sized buffers in the heap (glibc only; True when applied).
+
+    By default glibc gives blocks over 128 KiB (a batch body, a spool row) fresh pages
+    from the kernel and returns freed heap tops early, so the same memory is faulted in
+    again for every request: half a page fault per record in the benchmark, about a tenth
+    of the CPU. Blocks up to 4 MiB now come from the heap, and up to 32 MiB of free heap
+    is kept. ``MALLOC_*`` variables or ``GLIBC_TUNABLES`` in the environment win."""
+    if any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(
+        mallopt(m_mmap_threshold, MMAP_THRESHOLD) and mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    )
 
 
 def tune_gc() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import ssl
@@ -407,3 +408,17 @@ def test_free_port_helper_gives_a_bindable_port():
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_malloc_is_tuned_on_glibc_unless_the_environment_says_otherwise(monkeypatch):
+    import platform
+
+    from connector_runtime.serving import tune_malloc
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert tune_malloc() is False
+    for name in [k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"]:
+        monkeypatch.delenv(name)
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt thresholds are a glibc feature")
+    assert tune_malloc() is True
