@@ -32,7 +32,7 @@ log = logging.getLogger("connector_runtime")
 
 MEMORY_QUEUE_DEFAULT_EVENTS = 100_000
 """``ack: received`` keeps events in RAM; without a quota it takes at most this many."""
-PRUNE_EVERY = 60.0
+ROTATE_EVERY = 60.0
 
 
 def default_source(connector: str) -> str:
@@ -190,18 +190,21 @@ class Runtime:
         return reasons
 
     async def _housekeep(self) -> None:
-        """Sample drain rates every second; prune the dedupe window every minute."""
-        last_prune = 0.0
+        """Sample drain rates every second; rotate the dedupe window when due (looked at
+        every minute, or four times per window when that is shorter)."""
+        window = min((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)
+        every = min(ROTATE_EVERY, max(1.0, window / 4))
+        last_rotation = 0.0
         while True:
             await asyncio.sleep(1.0)
             for c in self.connectors:
                 if c.dispatcher is not None:
                     c.rate.sample(c.stats.delivered)
-            if self.spool is not None and time.monotonic() - last_prune > PRUNE_EVERY:
-                last_prune = time.monotonic()
-                await self._prune(self.spool)
+            if self.spool is not None and time.monotonic() - last_rotation > every:
+                last_rotation = time.monotonic()
+                await self._rotate(self.spool)
 
-    async def _prune(self, spool: Spool) -> None:
+    async def _rotate(self, spool: Spool) -> None:
         """Rotate the dedupe window's generations when the new one is due
         (:mod:`connector_runtime.seen`)."""
         window = max((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)

@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,17 +196,69 @@ def print_urls(runtime: Runtime, host: str, port: int, scheme: str) -> None:
     print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
 
 
+RESTART_DELAY_MAX = 30.0
+"""Seconds at most between restarts of a worker that keeps dying."""
+QUICK_EXIT = 10.0
+"""A worker that exits sooner than this after its start failed to start."""
+MAX_QUICK_EXITS = 5
+"""Failed starts in a row after which the supervisor gives up and stops every worker."""
+
+
 def supervise(argv: Sequence[str], workers: int) -> int:
-    """Start ``workers`` copies of this command, forward signals, wait for all of them."""
+    """Run ``workers`` copies of this command and keep them running.
+
+    Signals are forwarded (SIGINT/SIGTERM stop everything, SIGHUP reloads certificates). A
+    worker that dies is started again on its own shard, so what it acknowledged is
+    delivered by its successor; after :data:`MAX_QUICK_EXITS` failed starts in a row the
+    supervisor stops the others and exits with that worker's code."""
     command = [sys.executable, "-m", "connector_runtime.cli", *argv]
-    children = [subprocess.Popen([*command, "--worker-index", str(i)]) for i in range(workers)]
+    children: dict[int, subprocess.Popen[bytes]] = {}
+    stopping: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
+        if signum != signal.SIGHUP:
+            stopping.append(signum)
+        for child in children.values():
             if child.poll() is None:
                 child.send_signal(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    codes = [child.wait() for child in children]
+    started: dict[int, float] = {}
+    quick_exits = dict.fromkeys(range(workers), 0)
+    restart_at: dict[int, float] = {}
+
+    def start(index: int) -> None:
+        children[index] = subprocess.Popen([*command, "--worker-index", str(index)])
+        started[index] = time.monotonic()
+
+    for index in range(workers):
+        if not stopping:
+            start(index)
+    failed: int | None = None
+    while not stopping and failed is None:
+        time.sleep(0.2)
+        now = time.monotonic()
+        for index, child in list(children.items()):
+            code = child.poll()
+            if code is None or stopping or index in restart_at:
+                continue
+            quick = now - started[index] < QUICK_EXIT
+            quick_exits[index] = quick_exits[index] + 1 if quick else 0
+            if quick_exits[index] >= MAX_QUICK_EXITS:
+                log.error("worker %d failed to start %d times; stopping", index, MAX_QUICK_EXITS)
+                failed = code or 3
+                break
+            delay = min(RESTART_DELAY_MAX, 0.5 * 2 ** quick_exits[index])
+            log.error("worker %d exited with code %d; starting it again", index, code)
+            restart_at[index] = now + delay
+        for index, when in list(restart_at.items()):
+            if now >= when and not stopping and failed is None:
+                del restart_at[index]
+                start(index)
+    if failed is not None:
+        forward(signal.SIGTERM, None)
+    codes = [child.wait() for child in children.values()]
+    if failed is not None:
+        return failed
     return max(codes, key=abs)

@@ -70,6 +70,27 @@ def test_redelivery_after_a_restart_emits_nothing_new(
     assert len(recording_target.events) == 25
 
 
+def test_an_id_is_remembered_for_the_window_and_forgotten_two_rotations_later(
+    runtime_factory: Factory, recording_target: RecordingTarget
+):
+    rt = runtime_factory([doc(recording_target, dedupe={"window": "2s"})])
+    body = jsonl(batch(3, prefix="win-"))
+    url = rt.connector_url("a0")
+    assert post(url, body).json()["accepted"] == 3
+    started = time.monotonic()
+    assert post(url, body).json()["duplicates"] == 3
+    answer = {}
+    while time.monotonic() - started < 12:
+        time.sleep(0.5)
+        answer = post(url, body).json()
+        if answer["accepted"]:
+            break
+    # Forgotten after at least the window, at most twice it plus the checks' granularity.
+    assert answer == {"accepted": 3, "filtered": 0, "duplicates": 0}
+    assert 2 <= time.monotonic() - started < 8
+    assert len(recording_target.wait_for(6)) == 6
+
+
 def test_permanent_rejections_go_to_the_dead_letter_store_and_can_be_redriven(
     runtime_factory: Factory, recording_target: RecordingTarget, tmp_path: Path
 ):

@@ -99,3 +99,68 @@ def test_two_workers_share_the_port_and_keep_their_own_shards(
     assert bad.returncode == 2 and "SHARD:ID" in bad.stderr
     log_text = (tmp_path / "err.log").read_text()
     assert log_text.count("webhook URL") == 1
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def test_a_killed_worker_is_started_again_and_delivers_what_it_acknowledged(
+    recording_target: RecordingTarget, tmp_path: Path
+):
+    recording_target.respond = lambda e: 503  # hold everything in the shards for now
+    manifest = write_manifest(
+        tmp_path / "m.yaml",
+        [
+            connector_doc(
+                "w",
+                "auth0",
+                {},
+                {"type": "http", "config": {"url": recording_target.url, "mode": "batch"}},
+                {"retry": {"initialBackoff": "100ms", "maxBackoff": "300ms"}},
+            )
+        ],
+    )
+    port = free_port()
+    log = open(tmp_path / "err.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "connector_runtime.cli", "run", str(manifest)),
+            *("--port", str(port), "--workers", "2", "--data-dir", str(tmp_path / "data")),
+            *("--log-format", "text"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 10
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = _children(proc.pid)
+        acked = set()
+        for n in range(40):
+            body = jsonl(batch(3, f"k{n:03d}-"))
+            assert post(f"http://127.0.0.1:{port}/w", body).status == 200
+            acked |= {f"k{n:03d}-{i:06d}" for i in range(3)}
+        for shard in ("shard-0", "shard-1"):  # both workers hold acknowledged events
+            stats = cli("spool", "stats", "--data-dir", str(tmp_path / "data" / shard), "--json")
+            assert json.loads(stats.stdout)[0]["depth"] > 0
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = _children(proc.pid)
+            if len(now) == 2 and first[0] not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and first[0] not in now and first[1] in now
+        wait_healthy(f"http://127.0.0.1:{port}")
+        recording_target.respond = lambda e: 200
+        assert recording_target.wait_for_ids(acked, timeout=30) == set()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        log.close()
+    assert code in (0, -9, 137), code  # the killed worker's code may surface
+    assert "exited with code -9; starting it again" in (tmp_path / "err.log").read_text()
