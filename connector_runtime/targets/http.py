@@ -4,8 +4,12 @@
 - ``structured``: one POST per event, ``application/cloudevents+json``;
 - ``batch``: one POST per batch, ``application/cloudevents-batch+json``.
 
-Connections are kept alive in a pool of at most ``maxConnections``; that pool also bounds
-the requests in flight, so a slow target makes senders wait instead of queueing in memory.
+Requests go through a small HTTP/1.1 client of our own (``http_client.py``, asyncio
+Protocols: a fraction of a general client's CPU per request). Connections are kept alive in
+a pool of at most ``maxConnections``; that pool also bounds the requests in flight, so a
+slow target makes senders wait instead of queueing in memory. Redirects are not followed
+(a 3xx is a permanent rejection). ``timeout`` bounds each POST as a whole, waiting for a
+connection included; the POSTs of one ``send`` call in a per-event mode share one deadline.
 A 2xx answer is acceptance; 408, 409, 429 and 5xx (and network errors and timeouts) are
 transient; any other status is a permanent rejection. A batch the target rejects for good
 is split in halves and sent again, so that one bad event does not sink its neighbours.
@@ -14,10 +18,13 @@ is split in halves and sent again, so that one bad event does not sink its neigh
 from __future__ import annotations
 
 import asyncio
+import base64
+import codecs
+import re
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import aiohttp
+from urllib.parse import quote, unquote, urlsplit
 
 from connector_runtime.config_checks import parse_duration
 from connector_runtime.errors import DeliveryError
@@ -31,11 +38,15 @@ from connector_runtime.events import (
 )
 from connector_runtime.hookspecs import hookimpl
 from connector_runtime.records import SendResult, TargetContext, TargetType
+from connector_runtime.targets.http_client import ConnectionPool, ProtocolError, Response
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 MAX_BINARY_HEADER_BYTES = 8192
 """Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
 USER_AGENT = "connector-runtime/0.1"
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -99,28 +110,50 @@ class HTTPTarget:
         # Per-event modes still take many events per call and fan out over the pool.
         self.max_batch = batch if self.mode == "batch" else 4 * self.connections
         self.log = ctx.log
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._head: RequestHead | None = None
+        self._bad_url = ""
+        try:
+            self._head = RequestHead("POST", self.url, self.headers)
+        except ValueError as exc:  # as aiohttp did: every send fails, transiently
+            self._bad_url = f"InvalidURL: {exc}"
 
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.connections, keepalive_timeout=30, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                skip_auto_headers=("Accept-Encoding",),
+        if self._pool is None and self._head is not None:
+            head = self._head
+            context = ssl.create_default_context() if head.scheme == "https" else None
+            self._pool = ConnectionPool(
+                head.host,
+                head.port,
+                max_connections=self.connections,
+                timeout=self.timeout,
+                ssl_context=context,
             )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     async def send(self, events: Sequence[Event]) -> SendResult:
         if self.mode == "batch":
             return await self._send_batch(events)
-        results = await asyncio.gather(*(self._send_one(e) for e in events))
+        results: list[tuple[bool, str | None]] = [(False, None)] * len(events)
+        indexes = iter(range(len(events)))
+        # One deadline for the whole call, as when every event had its own task.
+        deadline = None if self._pool is None else self._pool.loop.time() + self.timeout
+
+        async def worker() -> None:
+            # A few workers share the events: a task per worker, not per event (the pool
+            # bounds the requests in flight anyway).
+            for i in indexes:
+                results[i] = await self._send_one(events[i], deadline)
+
+        workers = min(len(events), self.connections)
+        if workers == 1:
+            await worker()
+        elif workers:
+            await asyncio.gather(*(worker() for _ in range(workers)))
         rejected: dict[int, str] = {}
         retry: dict[int, str] = {}
         for i, (permanent, reason) in enumerate(results):
@@ -129,25 +162,24 @@ class HTTPTarget:
             (rejected if permanent else retry)[i] = reason
         return SendResult(rejected=rejected, retry=retry)
 
-    async def _send_one(self, event: Event) -> tuple[bool, str | None]:
+    async def _send_one(self, event: Event, deadline: float | None) -> tuple[bool, str | None]:
         ce_headers, body = to_binary(event) if self.mode == "binary" else ({}, b"")
         if ce_headers and sum(map(len, ce_headers.values())) <= MAX_BINARY_HEADER_BYTES:
-            headers = {**self.headers, **ce_headers}
+            content_type = ce_headers.pop("Content-Type", None)
         else:
             # Structured mode, also for an event whose attributes would not fit in request
             # headers (servers refuse heads over 8-64 KiB): the binding allows either.
-            headers = {**self.headers, "Content-Type": STRUCTURED_CONTENT_TYPE}
+            content_type, ce_headers = STRUCTURED_CONTENT_TYPE, {}
             body = to_structured(event)
         try:
-            await self._post(body, headers)
+            await self._post(body, content_type, ce_headers, deadline)
         except DeliveryError as exc:
             return exc.permanent, exc.reason
         return False, None
 
     async def _send_batch(self, events: Sequence[Event]) -> SendResult:
-        headers = {**self.headers, "Content-Type": BATCH_CONTENT_TYPE}
         try:
-            await self._post(to_batch(events), headers)
+            await self._post(to_batch(events), BATCH_CONTENT_TYPE, {})
         except DeliveryError as exc:
             if not exc.permanent:
                 raise
@@ -162,29 +194,121 @@ class HTTPTarget:
             )
         return SendResult()
 
-    async def _post(self, body: bytes, headers: Mapping[str, str]) -> None:
-        session = self._session
-        if session is None:
+    async def _post(
+        self,
+        body: bytes,
+        content_type: str | None,
+        headers: Mapping[str, str],
+        deadline: float | None = None,
+    ) -> None:
+        pool, request = self._pool, self._head
+        if request is None:
+            raise DeliveryError(self._bad_url)
+        if pool is None:
             raise DeliveryError("http target not started")
+        try:
+            head = request.render(content_type, headers, len(body))
+        except ValueError as exc:
+            raise DeliveryError(str(exc), permanent=True) from None
         failure = None
         try:
-            async with session.post(
-                self.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                status = response.status
-                if 200 <= status < 300:
-                    await response.read()
-                    return
-                text = (await response.text(errors="replace"))[:200]
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            response = await pool.request(head, body, deadline)
+        except (OSError, ProtocolError) as exc:  # TimeoutError and ConnectionError included
             failure = f"{type(exc).__name__}: {exc}".strip(": ")
         if failure is not None:
             # Raised outside the except block: no exception chain (and no traceback frames
             # holding the request body) outlives the attempt.
             raise DeliveryError(failure)
+        status = response.status
+        if 200 <= status < 300:
+            return
+        text = _text(response)[:200]
         reason = f"HTTP {status}: {' '.join(text.split())}" if text.strip() else f"HTTP {status}"
         transient = status in TRANSIENT_STATUSES or status >= 500
         raise DeliveryError(reason, permanent=not transient, status=status)
+
+
+class RequestHead:
+    """Serialises request heads for one URL: the request line and the fixed headers are
+    rendered once; per request only the content type, the length and the given headers."""
+
+    def __init__(self, method: str, url: str, headers: Mapping[str, str]) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL with a host")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+        if parts.query:
+            target += "?" + quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+        host = parts.netloc.rpartition("@")[2]
+        fixed = {"Host": host if host.isascii() else host.encode("idna").decode("ascii")}
+        fixed["Accept"] = "*/*"
+        if parts.username is not None:  # credentials in the URL, as aiohttp did
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            fixed["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        canonical = {name.lower(): name for name in fixed}
+        self.content_type = "application/octet-stream"
+        self.overridable: dict[str, str] = {}
+        """Configured ``ce-`` headers, which an event's own attributes replace."""
+        self.invalid: str | None = None
+        for name, value in headers.items():
+            low = name.lower()
+            if not _TOKEN.fullmatch(name) or _bad_value(value):
+                # Name the header, never its value: configured values may be secrets.
+                self.invalid = f"request header {name!r} is not a valid name or holds CR/LF"
+            elif low == "content-type":
+                self.content_type = value
+            elif low.startswith("ce-"):
+                self.overridable[name] = value
+            elif low not in _FRAMING:  # the framing headers are this client's
+                fixed.pop(canonical.get(low, name), None)
+                fixed[name] = value
+        lines = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
+        self._prefix = f"{method} {target} HTTP/1.1\r\n{lines}"
+
+    def render(self, content_type: str | None, headers: Mapping[str, str], length: int) -> bytes:
+        """The head for a body of ``length`` bytes; ``content_type`` (None: the configured
+        one, else ``application/octet-stream``) and ``headers`` go after the fixed ones.
+
+        Raises ``ValueError`` (and sends nothing) if a name or value holds CR or LF.
+        """
+        if self.invalid is not None:
+            raise ValueError(self.invalid)
+        if self.overridable:
+            headers = {**self.overridable, **headers}
+        lines = f"Content-Type: {content_type or self.content_type}\r\n" + "".join(
+            [f"{name}: {value}\r\n" for name, value in headers.items()]
+        )
+        # Each line has one CR and one LF of its own: any more sit in a name or value.
+        expected = len(headers) + 1
+        if lines.count("\n") != expected or lines.count("\r") != expected:
+            bad = [n for n, v in headers.items() if _bad_value(n) or _bad_value(v)]
+            raise ValueError(f"request header {(bad or ['Content-Type'])[0]!r} holds CR/LF")
+        head = f"{self._prefix}{lines}Content-Length: {length}\r\n\r\n"
+        try:
+            return head.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ValueError("a request header is not encodable as UTF-8") from None
+
+
+def _bad_value(value: str) -> bool:
+    return "\r" in value or "\n" in value or "\0" in value
+
+
+def _text(response: Response) -> str:
+    """The kept body decoded with the ``charset`` of its media type (default UTF-8)."""
+    charset = "utf-8"
+    for param in response.content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"') or charset
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    return response.body.decode(charset, errors="replace")
 
 
 def create(config: Mapping[str, Any], ctx: TargetContext) -> HTTPTarget:
