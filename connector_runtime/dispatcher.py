@@ -25,6 +25,10 @@ from connector_runtime.queues import BatchQueue, Settlement, wait_or_timeout
 from connector_runtime.records import Target
 from connector_runtime.spool import Batch
 
+MAX_EVENTS_PER_ATTEMPT = 5000
+"""Events one attempt takes from the head of the queue (in ``maxBatch`` POSTs at once):
+each attempt waits for a commit to settle, so bigger attempts keep up with more events per
+second (2,000 fell behind 50k records/s in the benchmark; 5,000 did not)."""
 IDLE_POLL = 1.0
 """Seconds between looks at an idle queue (redriven dead letters appear this way)."""
 
@@ -46,7 +50,7 @@ class Dispatcher:
         timeout: float,
         log: logging.Logger,
         stats: ConnectorStats,
-        max_events: int = 2000,
+        max_events: int = MAX_EVENTS_PER_ATTEMPT,
     ) -> None:
         self.connector = connector
         self.queue = queue

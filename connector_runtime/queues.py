@@ -109,8 +109,8 @@ class SpoolQueue:
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
                 "SELECT seq, created, attempts, next_attempt, count, payload FROM batches"
-                " WHERE connector = ? ORDER BY seq LIMIT 256",
-                (connector,),
+                " WHERE connector = ? ORDER BY seq LIMIT ?",
+                (connector, max_events),
             )
             out: list[Batch] = []
             total = 0
