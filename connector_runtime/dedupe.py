@@ -16,18 +16,6 @@ from connector_runtime.events import Event
 from connector_runtime.spool import Spool
 
 
-def first_of_each(events: Sequence[Event], known: set[str]) -> list[Event]:
-    """The events whose id is not in ``known``, keeping only the first of each id."""
-    here = set(known)
-    fresh: list[Event] = []
-    for event in events:
-        key = event.id
-        if key not in here:
-            here.add(key)
-            fresh.append(event)
-    return fresh
-
-
 class SpoolDedupe:
     """The dedupe window in the spool (survives restarts)."""
 
@@ -41,7 +29,7 @@ class SpoolDedupe:
     async def split(self, events: Sequence[Event]) -> tuple[list[Event], int]:
         ids = [e.id for e in events]
         known = await self.spool.aread(lambda c: seen.seen_ids(c, self.connector, ids))
-        fresh = first_of_each(events, known)
+        fresh = seen.first_of_each(events, known)
         return fresh, len(events) - len(fresh)
 
     async def remember(self, ids: Sequence[str]) -> None:

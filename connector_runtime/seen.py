@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
+from connector_runtime.events import Event
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen_new (
     connector TEXT NOT NULL,
@@ -71,6 +73,18 @@ def insert_new(conn: sqlite3.Connection, connector: str, ids: Sequence[str]) -> 
     for start in range(0, len(ids), _CHUNK):
         chunk = orjson.dumps(ids[start : start + _CHUNK]).decode()
         fresh.update(row[0] for row in conn.execute(_INSERT_NEW, (connector, chunk)))
+    return fresh
+
+
+def first_of_each(events: Sequence[Event], known: set[str]) -> list[Event]:
+    """The events whose id is not in ``known``, keeping only the first of each id."""
+    here = set(known)
+    fresh: list[Event] = []
+    for event in events:
+        key = event.id
+        if key not in here:
+            here.add(key)
+            fresh.append(event)
     return fresh
 
 

@@ -364,7 +364,7 @@ class Spool:
                 ids = [e.id for e in fresh]
                 new = seen.insert_new(conn, connector, ids)
                 if len(new) < len(fresh):
-                    fresh = [e for e, i in zip(fresh, ids, strict=True) if _take(new, i)]
+                    fresh = seen.first_of_each(fresh, set(ids) - new)
             size = 0
             if fresh:
                 docs = [to_structured(e) for e in fresh]
@@ -378,14 +378,6 @@ class Spool:
             return Appended(len(fresh), len(events) - len(fresh), size)
 
         return job
-
-
-def _take(fresh: set[str], key: str) -> bool:
-    """True the first time ``key`` is met in ``fresh`` (later copies are duplicates)."""
-    if key in fresh:
-        fresh.discard(key)
-        return True
-    return False
 
 
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:

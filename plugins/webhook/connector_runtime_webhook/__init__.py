@@ -162,7 +162,7 @@ def make_type_predicate(patterns: Sequence[str]) -> EventPredicate:
     prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
 
     def keep(event: Event) -> bool:
-        kind = event.attributes["type"]
+        kind = event.get("type")
         return kind in exact or (isinstance(kind, str) and kind.startswith(prefixes))
 
     return keep
