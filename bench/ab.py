@@ -9,6 +9,7 @@ A, B ... so a slow minute hits both; the medians of each side are printed at the
 
     python bench/ab.py --b MALLOC_ARENA_MAX=2            # A: as is; B: with that variable
     python bench/ab.py --a X=1 --b X=2 --pairs 5
+    python bench/ab.py --b-tree ../exp                   # B: the code of another worktree
 
 Linux only (``taskset``, ``/proc``). The environment is how to switch a variant on without
 editing code: a ``MALLOC_*`` variable, ``PYTHON*`` settings, or a variable the code under
@@ -52,7 +53,9 @@ def _wait_up(url: str, seconds: float = 15) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def run_once(env: dict[str, str], duration: float, port: int = 9202) -> dict[str, float]:
+def run_once(
+    env: dict[str, str], duration: float, port: int = 9202, runtime: str = RUNTIME
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data:
         target = subprocess.Popen(
             [
@@ -70,7 +73,7 @@ def run_once(env: dict[str, str], duration: float, port: int = 9202) -> dict[str
         }
         sut = subprocess.Popen(
             [
-                *("taskset", "-c", "0", RUNTIME, "run", str(HERE / "manifest.yaml")),
+                *("taskset", "-c", "0", runtime, "run", str(HERE / "manifest.yaml")),
                 *("--port", str(port), "--data-dir", data),
             ],
             env=sut_env,
@@ -112,14 +115,23 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument(
+        "--b-tree",
+        metavar="DIR",
+        help="B runs DIR/.venv/bin/connector-runtime (a worktree with its own venv), so two"
+        " versions of the code can be compared",
+    )
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--duration", type=float, default=5.0)
     args = p.parse_args()
     sides = {"A": _env(args.a), "B": _env(args.b)}
+    runtimes = {"A": RUNTIME, "B": RUNTIME}
+    if args.b_tree:
+        runtimes["B"] = str(Path(args.b_tree) / ".venv" / "bin" / "connector-runtime")
     results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     for n in range(args.pairs):
         for side, env in sides.items():
-            got = run_once(env, args.duration)
+            got = run_once(env, args.duration, runtime=runtimes[side])
             results[side].append(got)
             print(
                 f"pair {n + 1} {side}: {got['cpu_us_per_record']:6.2f} us CPU/record,"
@@ -130,7 +142,7 @@ def main() -> int:
     for side, runs in results.items():
         cpu = statistics.median(r["cpu_us_per_record"] for r in runs)
         faults = statistics.median(r["faults_per_record"] for r in runs)
-        label = sides[side] or "(as is)"
+        label = sides[side] or ("(as is)" if runtimes[side] == RUNTIME else runtimes[side])
         print(f"{side} {label}: median {cpu:.2f} us CPU/record, {faults:.3f} faults/record")
     return 0
 

@@ -73,7 +73,7 @@ def dedupe_cost() -> float:
                 # them together, as it does in the runtime.
                 for group in range(0, len(batches), GROUP):
                     futures = [
-                        spool.submit(Spool.append_job("c", b, dedupe))
+                        spool.submit(spool.append_job("c", b, dedupe))
                         for b in batches[group : group + GROUP]
                     ]
                     for future in futures:

@@ -94,7 +94,7 @@ class DurableHandoff:
         if why is not None:
             excess = self.queue.pending_events - (self.quota.max_events or 0) + len(events)
             raise Unavailable(why, self.rate.retry_after(max(excess, len(events))))
-        job = Spool.append_job(self.queue.connector, events, dedupe=self.dedupe)
+        job = self.spool.append_job(self.queue.connector, events, dedupe=self.dedupe)
         try:
             appended = await self.spool.run(job)
         except SpoolError as exc:

@@ -239,13 +239,15 @@ class NatsQueue:
         delete them. Each gets a message id of its own: the event id may still be in the
         duplicate window, and a redrive must not be dropped as a repeat."""
         connector = self.connector
-        rows: list[tuple[int, bytes]] = await self.spool.aread(
+        rows: list[tuple[int, bytes, int | None, int, int]] = await self.spool.aread(
             lambda c: c.execute(
-                "SELECT seq, payload FROM batches WHERE connector = ? ORDER BY seq LIMIT 100",
+                "SELECT seq, payload, seg, seg_offset, seg_length FROM batches"
+                " WHERE connector = ? ORDER BY seq LIMIT 100",
                 (connector,),
             ).fetchall()
         )
-        for seq, payload in rows:
+        for seq, stored, seg, offset, length in rows:
+            payload = await asyncio.to_thread(self.spool.payload, stored, seg, offset, length)
             events = decode_events(payload)
             await self.stream.publish_all(events, [f"{e.id}:local:{seq}" for e in events])
 

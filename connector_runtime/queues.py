@@ -105,21 +105,21 @@ class SpoolQueue:
 
     async def head(self, max_events: int) -> list[Batch]:
         connector = self.connector
+        payload_of = self.spool.payload
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
-                "SELECT seq, created, attempts, next_attempt, count, payload FROM batches"
-                " WHERE connector = ? ORDER BY seq LIMIT ?",
+                "SELECT seq, created, attempts, next_attempt, count, payload, seg, seg_offset,"
+                " seg_length FROM batches WHERE connector = ? ORDER BY seq LIMIT ?",
                 (connector, max_events),
             )
             out: list[Batch] = []
             total = 0
-            for seq, created, attempts, next_attempt, count, payload in rows:
+            for seq, created, attempts, next_attempt, count, *stored in rows:
                 if out and total + count > max_events:
                     break
-                out.append(
-                    Batch(seq, connector, created, attempts, next_attempt, decode_events(payload))
-                )
+                events = decode_events(payload_of(*stored))
+                out.append(Batch(seq, connector, created, attempts, next_attempt, events))
                 total += count
             return out
 
@@ -127,6 +127,7 @@ class SpoolQueue:
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         connector = self.connector
+        spool = self.spool
         now = time.time()
 
         def job(conn: sqlite3.Connection) -> None:
@@ -140,10 +141,11 @@ class SpoolQueue:
                 if s.remaining:
                     retried += len(s.remaining)
                     conn.execute(
-                        "UPDATE batches SET payload = ?, count = ?, bytes = ?, attempts = ?,"
-                        " next_attempt = ?, last_error = ? WHERE seq = ?",
+                        "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?,"
+                        " seg_length = ?, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
+                        " last_error = ? WHERE seq = ?",
                         (
-                            encode_events(s.remaining),
+                            *spool.place(encode_events(s.remaining)),
                             len(s.remaining),
                             events_size(s.remaining),
                             b.attempts + 1,

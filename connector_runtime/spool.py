@@ -7,8 +7,11 @@ the WAL per commit). A request is answered 2xx only after the commit holding its
 returned, so an acknowledged event is on disk whatever happens to the process.
 
 Tables:
-- ``batches``: one row per accepted request (not per event): its events, msgpack-encoded,
-  in arrival order (``seq``), with retry state. The dispatcher reads them back in order.
+- ``batches``: one row per accepted request (not per event), in arrival order (``seq``),
+  with retry state. Its events, msgpack-encoded, are in a segment file
+  (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
+  synced before the row's COMMIT; rows written before segments existed, and rows the admin
+  commands put back, hold them in ``payload``. The dispatcher reads them back in order.
 - ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
   redelivery is recognised after a restart too (:mod:`connector_runtime.seen`).
 - ``dead_letters``: events that failed for good, one row each, with status and reason.
@@ -35,6 +38,7 @@ import msgspec
 from connector_runtime import seen
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import EncodedEvents, Event, to_structured
+from connector_runtime.segments import SEGMENT_BYTES, Segments, segments_dir
 
 T = TypeVar("T")
 
@@ -48,7 +52,10 @@ CREATE TABLE IF NOT EXISTS batches (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     last_error TEXT,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    seg INTEGER,
+    seg_offset INTEGER,
+    seg_length INTEGER
 );
 CREATE INDEX IF NOT EXISTS batches_by_connector ON batches (connector, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -222,13 +229,25 @@ WAL_BACKSTOP_PAGES = 16384
 class Spool:
     """The spool of one runtime process; all writes go through one group-commit thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.path = path
         self._conn = connect(path)
+        self.segments = Segments(segments_dir(path), segment_bytes)
         try:
             seen.create(self._conn)
-        except sqlite3.Error as exc:
+            _add_segment_columns(self._conn)
+            self.segments.open(
+                dict(
+                    self._conn.execute(
+                        "SELECT seg, max(seg_offset + seg_length) FROM batches"
+                        " WHERE seg IS NOT NULL GROUP BY seg"
+                    ).fetchall()
+                )
+            )
+        except (sqlite3.Error, OSError, SpoolError) as exc:
             self._conn.close()
+            if isinstance(exc, SpoolError):
+                raise
             raise SpoolError(f"cannot open spool {path}: {exc}") from None
         # Checkpoints (copying the WAL back into the database file, with an fsync) run in a
         # thread of their own, so commits never wait for one; the writer checkpoints only
@@ -282,7 +301,6 @@ class Spool:
             self._commit(conn, jobs)
             if stop:
                 break
-        conn.close()
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
         results: list[tuple[Waiter, Any, BaseException | None]] = []
@@ -297,14 +315,30 @@ class Spool:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
+            self.segments.flush()  # the payloads are on disk before a row points to them
             conn.execute("COMMIT")
             self.commits += 1
         except (sqlite3.Error, OSError) as exc:
+            self.segments.discard()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             error = SpoolError(f"spool write failed: {exc}")
             results = [(waiter, None, error) for _, waiter in jobs]
+            _resolve(results)
+            return
         _resolve(results)
+        with contextlib.suppress(sqlite3.Error, OSError):  # tried again after the next commit
+            self.segments.retire(conn)
+
+    def place(self, payload: bytes) -> tuple[bytes, int, int, int]:
+        """In a job: put a row's payload in the current segment; returns the values of the
+        row's ``payload, seg, seg_offset, seg_length`` columns."""
+        number, offset = self.segments.put(payload)
+        return b"", number, offset, len(payload)
+
+    def payload(self, stored: bytes, seg: int | None, offset: int, length: int) -> bytes:
+        """A row's payload from its ``payload, seg, seg_offset, seg_length`` columns."""
+        return stored if seg is None else self.segments.read(seg, offset, length)
 
     def submit(self, job: Job) -> Future[Any]:
         """Queue ``job(conn)`` for the next group commit; the future resolves after COMMIT."""
@@ -344,6 +378,10 @@ class Spool:
         self._closed = True
         self._jobs.put(None)
         self._thread.join()
+        with contextlib.suppress(sqlite3.Error, OSError):
+            self.segments.retire(self._conn, force=True)
+        self._conn.close()
+        self.segments.close()
         self._stop_checkpoints.set()
         self._checkpointer.join()
         with self._read_lock:
@@ -351,9 +389,8 @@ class Spool:
 
     # -- jobs (run inside the writer's transaction) -----------------------------------
 
-    @staticmethod
     def append_job(
-        connector: str, events: Sequence[Event], dedupe: bool, now: float | None = None
+        self, connector: str, events: Sequence[Event], dedupe: bool, now: float | None = None
     ) -> Job:
         """A job that stores the events not seen before; returns :class:`Appended`."""
 
@@ -370,14 +407,22 @@ class Spool:
                 docs = [to_structured(e) for e in fresh]
                 size = sum(map(len, docs))
                 conn.execute(
-                    "INSERT INTO batches (connector, created, count, bytes, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (connector, stamp, len(fresh), size, _encoder.encode(docs)),
+                    "INSERT INTO batches (connector, created, count, bytes, payload, seg,"
+                    " seg_offset, seg_length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (connector, stamp, len(fresh), size, *self.place(_encoder.encode(docs))),
                 )
                 _count(conn, connector, "accepted", len(fresh))
             return Appended(len(fresh), len(events) - len(fresh), size)
 
         return job
+
+
+def _add_segment_columns(conn: sqlite3.Connection) -> None:
+    """Give a spool from before segment files the columns that point into them."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
+    for name in ("seg", "seg_offset", "seg_length"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} INTEGER")
 
 
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:

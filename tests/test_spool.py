@@ -20,10 +20,10 @@ def test_a_cancelled_waiter_does_not_stop_the_writer(tmp_path: Path, cr_loop):
     spool = Spool(tmp_path / "spool.db")
 
     async def scenario() -> tuple[int, int]:
-        task = asyncio.ensure_future(spool.run(Spool.append_job("c", events("a", 5), True)))
+        task = asyncio.ensure_future(spool.run(spool.append_job("c", events("a", 5), True)))
         await asyncio.sleep(0)
         task.cancel()
-        appended = await spool.run(Spool.append_job("c", events("b", 5), True))
+        appended = await spool.run(spool.append_job("c", events("b", 5), True))
         return appended.stored, appended.duplicates
 
     assert cr_loop.run(scenario()) == (5, 0)
@@ -37,7 +37,7 @@ def test_a_cancelled_waiter_does_not_stop_the_writer(tmp_path: Path, cr_loop):
 
 def test_group_commit_takes_every_waiting_job(tmp_path: Path):
     spool = Spool(tmp_path / "spool.db")
-    futures = [spool.submit(Spool.append_job("c", events(f"g{n}-", 3), True)) for n in range(50)]
+    futures = [spool.submit(spool.append_job("c", events(f"g{n}-", 3), True)) for n in range(50)]
     assert [f.result(10)[:2] for f in futures] == [(3, 0)] * 50
     assert spool.commits < 50
     spool.close()
@@ -49,7 +49,7 @@ def test_dedupe_window_remembers_ids_for_one_rotation_and_forgets_them_at_the_ne
     spool = Spool(tmp_path / "spool.db")
 
     def append(prefix: str) -> tuple[int, int]:
-        done = spool.submit(Spool.append_job("c", events(prefix, 10), True)).result(5)
+        done = spool.submit(spool.append_job("c", events(prefix, 10), True)).result(5)
         return done.stored, done.duplicates
 
     assert append("a") == (10, 0)
@@ -86,7 +86,7 @@ def test_a_spool_from_an_earlier_version_keeps_its_remembered_ids(tmp_path: Path
     )
     conn.close()
     spool = Spool(path)
-    done = spool.submit(Spool.append_job("c", events("a", 4), True)).result(5)
+    done = spool.submit(spool.append_job("c", events("a", 4), True)).result(5)
     assert (done.stored, done.duplicates) == (2, 2)  # a1 and a2 were seen; a0, a3 were not
     assert spool.read(
         lambda c: c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'seen'").fetchone()
@@ -97,7 +97,7 @@ def test_a_spool_from_an_earlier_version_keeps_its_remembered_ids(tmp_path: Path
 def test_ids_repeated_within_one_append_are_stored_once(tmp_path: Path):
     spool = Spool(tmp_path / "spool.db")
     batch = events("x", 3) + events("x", 2)
-    done = spool.submit(Spool.append_job("c", batch, True)).result(5)
+    done = spool.submit(spool.append_job("c", batch, True)).result(5)
     assert (done.stored, done.duplicates) == (3, 2)
     stored = spool.read(lambda c: c.execute("SELECT count FROM batches").fetchall())
     assert stored == [(3,)]

@@ -1,0 +1,224 @@
+"""Segment files: where the payloads of spool rows live, beside the SQLite database.
+
+A spool row (one accepted request) keeps its metadata and the dedupe ids in SQLite and its
+payload, the events' encoded documents, in a segment file: ``<spool>-segments/<n>.seg``,
+written at the end, never changed. Why not a BLOB column: every byte of a BLOB passes
+through SQLite's pages several times (WAL frames with checksums, overflow chains read back
+to free them, a checkpoint copy), which cost more of the runtime's core than writing the
+bytes once (``bench/RESULTS.md``).
+
+The rules that keep acknowledged events safe:
+
+- The writer thread buffers a commit's payloads (:meth:`Segments.put`), and before SQLite's
+  COMMIT writes them and ``fdatasync``\\ s each segment they went to (:meth:`Segments.flush`).
+  A row is thus never committed before its payload is on disk; a crash in between leaves
+  bytes no row points to, which nothing reads.
+- A segment is dropped only when no committed row points into it (:meth:`Segments.retire`
+  asks the database after a commit), and never while it is the one being written.
+- A new segment is created (or a spare renamed to it) with its directory synced before a
+  row can point into it.
+- Emptied segments are kept as spares (a few) and overwritten later: writing over a file's
+  existing blocks makes a cheaper ``fdatasync`` than growing one, and reuses warm pages.
+
+Reading (:meth:`Segments.read`) is safe from any thread: a row's bytes never change while
+the row exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from connector_runtime.errors import SpoolError
+
+SEGMENT_BYTES = 32 * 1024 * 1024
+"""A segment is closed for writing once it holds this much (a larger payload gets one to
+itself)."""
+SPARES = 3
+"""Emptied segments kept for reuse; more are deleted."""
+RETIRE_EVERY = 0.5
+"""Seconds between checks for segments no row points into any more."""
+
+_IOV_MAX = 1024
+_SUFFIX = ".seg"
+
+
+def segments_dir(spool_path: Path) -> Path:
+    """Where the segments of the spool database at ``spool_path`` live."""
+    return spool_path.with_name(spool_path.name + "-segments")
+
+
+class Segments:
+    """The segment files of one spool. Writing (:meth:`put`, :meth:`flush`,
+    :meth:`discard`, :meth:`retire`) belongs to the spool's writer thread."""
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpoolError(f"cannot create spool segments {directory}: {exc}") from None
+        self._spares: list[Path] = []
+        self._numbers: set[int] = set()  # segment files that exist and are not spares
+        self._current: int | None = None
+        self._fd = -1
+        self._position = 0
+        self._pending: dict[int, tuple[int, int, list[bytes]]] = {}  # n -> (fd, start, parts)
+        self._closing: list[int] = []  # fds of full segments, closed after their flush
+        self._next = 1
+        self._retired_at = 0.0
+
+    # -- start-up ----------------------------------------------------------------------
+
+    def open(self, needed: dict[int, int]) -> None:
+        """Take stock at start-up. ``needed`` maps each segment the database's rows point
+        into to the end of the last payload there; a missing or short file is damage
+        (raise). Files no row needs become spares, or are deleted."""
+        found: dict[int, Path] = {}
+        for entry in self.directory.iterdir():
+            if entry.suffix == _SUFFIX and entry.stem.isdigit():
+                found[int(entry.stem)] = entry
+            elif entry.name.startswith("spare-"):
+                self._spares.append(entry)
+        for number, end in sorted(needed.items()):
+            path = found.get(number)
+            size = path.stat().st_size if path is not None else -1
+            if size < end:
+                state = "is missing" if path is None else f"holds {size} of {end} bytes"
+                raise SpoolError(
+                    f"spool damaged: segment {self.directory / _name(number)} {state};"
+                    " the spool's rows point into it"
+                )
+        self._next = max([0, *found, *needed]) + 1
+        self._numbers = set(found)
+        for number in sorted(set(found) - set(needed)):
+            self._drop(number)
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def put(self, payload: bytes) -> tuple[int, int]:
+        """Place ``payload`` in the current segment; returns (segment, offset). It is
+        written by the next :meth:`flush`."""
+        if self._current is None or (
+            self._position > 0 and self._position + len(payload) > self.segment_bytes
+        ):
+            self._start_segment()
+        assert self._current is not None
+        number, offset = self._current, self._position
+        pending = self._pending.get(number)
+        if pending is None:
+            self._pending[number] = (self._fd, offset, [payload])
+        else:
+            pending[2].append(payload)
+        self._position += len(payload)
+        return number, offset
+
+    def flush(self) -> None:
+        """Write what :meth:`put` placed and ``fdatasync`` each segment it went to (raises
+        OSError). Run before the COMMIT of the rows that point to it."""
+        pending, self._pending = self._pending, {}
+        for fd, start, parts in pending.values():
+            _write_all(fd, parts, start)
+            os.fdatasync(fd)
+        self._close_full()
+
+    def discard(self) -> None:
+        """Forget unflushed payloads (their commit failed). The space stays unused."""
+        self._pending = {}
+        self._close_full()
+
+    def retire(self, conn: sqlite3.Connection, force: bool = False) -> None:
+        """After a commit: drop the closed segments no committed row points into (at most
+        every :data:`RETIRE_EVERY` seconds unless ``force``)."""
+        closed = self._numbers - {self._current}
+        now = time.monotonic()
+        if not closed or (not force and now - self._retired_at < RETIRE_EVERY):
+            return
+        self._retired_at = now
+        used = {row[0] for row in conn.execute("SELECT DISTINCT seg FROM batches")}
+        for number in sorted(closed - used):
+            self._drop(number)
+
+    def close(self) -> None:
+        self._close_full()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- any thread ------------------------------------------------------------------
+
+    def read(self, number: int, offset: int, length: int) -> bytes:
+        """The payload at ``offset`` in segment ``number``."""
+        path = self.directory / _name(number)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise SpoolError(f"spool segment {path} cannot be read: {exc.strerror}") from None
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise SpoolError(f"spool segment {path} is shorter than its rows need")
+        return data
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _start_segment(self) -> None:
+        number = self._next
+        self._next += 1
+        path = self.directory / _name(number)
+        if self._spares:
+            os.rename(self._spares.pop(), path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        _sync_dir(self.directory)  # the name must last before a row points to it
+        if self._fd >= 0:
+            self._closing.append(self._fd)  # it may still have payloads to flush
+        self._fd, self._current, self._position = fd, number, 0
+        self._numbers.add(number)
+
+    def _close_full(self) -> None:
+        while self._closing:
+            os.close(self._closing.pop())
+
+    def _drop(self, number: int) -> None:
+        path = self.directory / _name(number)
+        self._numbers.discard(number)
+        try:
+            if len(self._spares) < SPARES:
+                spare = self.directory / f"spare-{number}"
+                os.rename(path, spare)
+                self._spares.append(spare)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _name(number: int) -> str:
+    return f"{number:012d}{_SUFFIX}"
+
+
+def _write_all(fd: int, parts: list[bytes], offset: int) -> None:
+    for first in range(0, len(parts), _IOV_MAX):
+        chunk = parts[first : first + _IOV_MAX]
+        total = sum(map(len, chunk))
+        written = os.pwritev(fd, chunk, offset)
+        if written < total:  # rare for a regular file: write the rest in one piece
+            rest = b"".join(chunk)[written:]
+            while rest:
+                n = os.pwrite(fd, rest, offset + written)
+                written += n
+                rest = rest[n:]
+        offset += total
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,205 @@
+"""Spool payloads in segment files: written before their rows commit, read back, dropped
+once no row points into them, reused as spares, and checked at start-up."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector_runtime.errors import SpoolError
+from connector_runtime.events import make_event
+from connector_runtime.queues import Settlement, SpoolQueue
+from connector_runtime.segments import SPARES, segments_dir
+from connector_runtime.spool import Spool, encode_events
+
+
+def events(prefix: str, n: int, size: int = 100):
+    data = b'"' + b"x" * size + b'"'
+    return [make_event(id=f"{prefix}{i}", source="/s", type="t", data=data) for i in range(n)]
+
+
+def append(spool: Spool, prefix: str, n: int = 10, size: int = 100) -> int:
+    return int(spool.submit(spool.append_job("c", events(prefix, n, size), True)).result(5)[0])
+
+
+def segment_files(spool_path: Path) -> list[str]:
+    return sorted(p.name for p in segments_dir(spool_path).glob("*.seg"))
+
+
+def spare_files(spool_path: Path) -> list[str]:
+    return sorted(p.name for p in segments_dir(spool_path).glob("spare-*"))
+
+
+def ids(batches) -> list[str]:
+    return [e.id for b in batches for e in b.events]
+
+
+def test_payloads_live_in_segment_files_and_read_back(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    assert append(spool, "a") == 10
+    row = sqlite3.connect(path).execute("SELECT payload, seg, seg_length FROM batches").fetchone()
+    assert row[0] == b"" and row[1] is not None and row[2] > 1000
+    assert segment_files(path) == [f"{row[1]:012d}.seg"]
+    batches = cr_loop.run(SpoolQueue(spool, "c").head(100))
+    assert ids(batches) == [f"a{i}" for i in range(10)]
+    assert batches[0].events[3] == events("a", 10)[3]
+    spool.close()
+
+
+def test_emptied_segments_become_spares_and_are_reused(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    spool = Spool(path, segment_bytes=4096)  # each ~2.5 KB row fills most of a segment
+    for n in range(8):
+        append(spool, f"r{n}-", n=10, size=200)
+    assert len(segment_files(path)) >= 4
+    queue = SpoolQueue(spool, "c")
+
+    async def deliver_all() -> None:
+        while batches := await queue.head(1000):
+            await queue.settle([Settlement(b, delivered=len(b.events)) for b in batches])
+
+    cr_loop.run(deliver_all())
+    spool.submit(lambda c: spool.segments.retire(c, force=True)).result(5)
+    # Only the segment being written is left; emptied ones wait as spares (a few at most).
+    assert len(segment_files(path)) == 1
+    assert len(spare_files(path)) == SPARES
+    for n in range(2):
+        append(spool, f"s{n}-", n=10, size=200)
+    assert len(spare_files(path)) < SPARES  # a new segment took a spare's file
+    assert ids(cr_loop.run(queue.head(1000))) == [f"s{n}-{i}" for n in range(2) for i in range(10)]
+    spool.close()
+
+
+def test_a_retried_remainder_is_written_anew_and_read_back(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    spool = Spool(path, segment_bytes=4096)
+    append(spool, "a", n=6, size=300)
+    queue = SpoolQueue(spool, "c")
+    (batch,) = cr_loop.run(queue.head(100))
+    rest = list(batch.events[4:])
+    settled = Settlement(batch, delivered=4, remaining=rest, next_attempt=0.0, error="503")
+    cr_loop.run(queue.settle([settled]))
+    (again,) = cr_loop.run(queue.head(100))
+    assert ids([again]) == ["a4", "a5"] and again.attempts == 1
+    spool.close()
+    # and after a restart, from the file
+    spool = Spool(path, segment_bytes=4096)
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == ["a4", "a5"]
+    spool.close()
+
+
+def test_rows_survive_a_restart_and_stray_segments_are_dropped(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    append(spool, "a")
+    spool.close()
+    stray = segments_dir(path) / "000000000099.seg"
+    stray.write_bytes(b"left by a crash between the write and the commit")
+    spool = Spool(path)
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == [f"a{i}" for i in range(10)]
+    assert stray.name not in segment_files(path)
+    append(spool, "b")  # numbering goes on past the stray one
+    assert segment_files(path)[-1] > stray.name
+    spool.close()
+
+
+def test_rows_with_the_payload_in_the_database_still_read(tmp_path: Path, cr_loop):
+    """Spools from before segment files, and rows `dlq redrive` puts back."""
+    path = tmp_path / "spool.db"
+    Spool(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO batches (connector, created, count, bytes, payload) VALUES (?, 0, 3, 0, ?)",
+        ("c", encode_events(events("old", 3))),
+    )
+    conn.commit()
+    conn.close()
+    spool = Spool(path)
+    append(spool, "new", n=2)
+    expected = ["old0", "old1", "old2", "new0", "new1"]
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == expected
+    spool.close()
+
+
+def test_a_spool_from_before_segments_gets_the_columns(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, connector TEXT NOT NULL,"
+        " created REAL NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, attempts"
+        " INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT,"
+        " payload BLOB NOT NULL)"
+    )
+    conn.execute(
+        "INSERT INTO batches (connector, created, count, bytes, payload) VALUES ('c', 0, 1, 0, ?)",
+        (encode_events(events("legacy", 1)),),
+    )
+    conn.commit()
+    conn.close()
+    spool = Spool(path)
+    append(spool, "new", n=1)
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == ["legacy0", "new0"]
+    spool.close()
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_missing_or_short_segment_stops_the_spool_from_opening(tmp_path: Path, damage):
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    append(spool, "a")
+    spool.close()
+    (segment,) = segments_dir(path).glob("*.seg")
+    if damage == "delete":
+        segment.unlink()
+        expected = "is missing"
+    else:
+        segment.write_bytes(segment.read_bytes()[:100])
+        expected = "holds 100 of"
+    with pytest.raises(SpoolError) as caught:
+        Spool(path)
+    message = str(caught.value)
+    assert message.startswith("spool damaged: segment ") and segment.name in message
+    assert expected in message and "\n" not in message
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes of any file fail with EFBIG (a full disk, for one
+    process): a real write error from the kernel."""
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_a_failed_segment_write_fails_its_commit_and_loses_nothing(tmp_path: Path, cr_loop):
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    outcomes = []
+    with file_size_limit(1_000_000):  # the segment reaches it long before the database
+        for n in range(8):
+            try:
+                outcomes.append(append(spool, f"b{n}-", n=10, size=20_000))
+            except SpoolError as exc:
+                outcomes.append(str(exc))
+    spool.close()
+    failed = [o for o in outcomes if isinstance(o, str)]
+    assert failed and all(f.startswith("spool write failed: ") for f in failed)
+    assert "File too large" in failed[0]
+    stored = [f"b{n}-{i}" for n, o in enumerate(outcomes) if o == 10 for i in range(10)]
+    assert 0 < len(stored) < 80
+    # Every acknowledged event reads back; a failed commit left no row behind.
+    spool = Spool(path)
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(1000))) == stored
+    spool.close()
