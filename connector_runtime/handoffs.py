@@ -14,7 +14,7 @@ from connector_runtime.errors import SpoolError, Unavailable
 from connector_runtime.events import Event
 from connector_runtime.manifest_model import DeliverySpec
 from connector_runtime.queues import MemoryQueue, SpoolQueue
-from connector_runtime.spool import Spool, event_size
+from connector_runtime.spool import Spool, event_size, events_size
 
 MAX_RETRY_AFTER = 300
 
@@ -87,7 +87,7 @@ class DurableHandoff:
         return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
-        size = sum(map(event_size, events))
+        size = events_size(events)
         why = self.quota.over(
             self.queue.pending_events + len(events), self.queue.pending_bytes + size
         )

@@ -37,7 +37,7 @@ import msgspec
 
 from connector_runtime import seen
 from connector_runtime.errors import SpoolError
-from connector_runtime.events import EncodedEvents, Event, to_structured
+from connector_runtime.events import EncodedEvents, Event, docs_of, ids_of, to_structured
 from connector_runtime.segments import SEGMENT_BYTES, Segments, segments_dir
 
 T = TypeVar("T")
@@ -118,6 +118,9 @@ def events_size(events: Sequence[Event]) -> int:
     """:func:`event_size` summed; for events read back from the spool, without making them."""
     if isinstance(events, EncodedEvents):
         return sum(map(len, events.docs))
+    docs = [e.doc for e in events]
+    if None not in docs:
+        return sum(map(len, docs))  # type: ignore[arg-type]
     return sum(map(event_size, events))
 
 
@@ -220,6 +223,9 @@ def _settle_futures(items: Sequence[tuple[asyncio.Future[Any], Any, Any]]) -> No
             future.set_result(value)
 
 
+_JOB_ERRORS = (sqlite3.IntegrityError, ValueError)
+"""What a job may raise that fails the job alone (anything else fails the commit)."""
+
 CHECKPOINT_EVERY = 0.25
 """Seconds between background WAL checkpoints."""
 WAL_BACKSTOP_PAGES = 16384
@@ -303,18 +309,15 @@ class Spool:
                 break
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
-        results: list[tuple[Waiter, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, waiter in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    results.append((waiter, job(conn), None))
-                    conn.execute("RELEASE job")
-                except (sqlite3.IntegrityError, ValueError) as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
+            try:
+                results = self._apply(conn, jobs, isolated=False)
+            except _JOB_ERRORS:
+                # One job failed: undo them all, then give each a savepoint of its own, so
+                # that only that job fails and the others still commit.
+                self.segments.discard()
+                conn.execute("ROLLBACK")
+                results = self._apply(conn, jobs, isolated=True)
             self.segments.flush()  # the payloads are on disk before a row points to them
             conn.execute("COMMIT")
             self.commits += 1
@@ -323,12 +326,33 @@ class Spool:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             error = SpoolError(f"spool write failed: {exc}")
-            results = [(waiter, None, error) for _, waiter in jobs]
-            _resolve(results)
+            _resolve([(waiter, None, error) for _, waiter in jobs])
             return
         _resolve(results)
         with contextlib.suppress(sqlite3.Error, OSError):  # tried again after the next commit
             self.segments.retire(conn)
+
+    @staticmethod
+    def _apply(
+        conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]], isolated: bool
+    ) -> list[tuple[Waiter, Any, BaseException | None]]:
+        """Run the jobs in a new transaction (each in a savepoint when ``isolated``, where a
+        failing job is rolled back alone and gets its error)."""
+        conn.execute("BEGIN IMMEDIATE")
+        results: list[tuple[Waiter, Any, BaseException | None]] = []
+        for job, waiter in jobs:
+            if not isolated:
+                results.append((waiter, job(conn), None))
+                continue
+            conn.execute("SAVEPOINT job")
+            try:
+                results.append((waiter, job(conn), None))
+                conn.execute("RELEASE job")
+            except _JOB_ERRORS as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
+        return results
 
     def place(self, payload: bytes) -> tuple[bytes, int, int, int]:
         """In a job: put a row's payload in the current segment; returns the values of the
@@ -398,13 +422,13 @@ class Spool:
             stamp = time.time() if now is None else now
             fresh = list(events)
             if dedupe:
-                ids = [e.id for e in fresh]
+                ids = ids_of(fresh)
                 new = seen.insert_new(conn, connector, ids)
                 if len(new) < len(fresh):
                     fresh = seen.first_of_each(fresh, set(ids) - new)
             size = 0
             if fresh:
-                docs = [to_structured(e) for e in fresh]
+                docs = docs_of(fresh)
                 size = sum(map(len, docs))
                 conn.execute(
                     "INSERT INTO batches (connector, created, count, bytes, payload, seg,"

@@ -8,7 +8,7 @@ import pytest
 from auth0_records import TENANT, data_text, element, sample_batch
 from connector_runtime.events import make_event, to_binary, to_structured
 
-from connector_runtime_auth0.mapping import to_event
+from connector_runtime_auth0.mapping import Mapper, to_event
 from connector_runtime_auth0.parse import Record, parse_body
 
 
@@ -133,3 +133,43 @@ def _fields(event):
     }
     del attributes["specversion"]
     return {**attributes, "data": event.data, "extensions": extensions}
+
+
+def _line(log_id: str, data: dict) -> bytes:
+    return json.dumps({"log_id": log_id, "data": data}, ensure_ascii=False).encode()
+
+
+_PLAIN_LINES = [
+    _line("1", {"type": "s", "date": "2024-05-14T09:31:07.412Z", "user_id": "auth0|1"}),
+    _line("2", {"type": "fp", "date": "2024-05-14T09:31:07+02:00", "user_id": "auth0|2"}),
+    _line("3", {"type": "brand_new_code_2031", "date": "2024-05-14t09:31:07z", "user_id": "u"}),
+    _line("4", {"type": "s", "date": "2024-02-30T09:31:07Z", "user_id": "auth0|4"}),
+    _line("5", {"type": "s", "user_id": "auth0|5", "n": 18446744073709551617}),
+    _line("6", {"type": "s", "date": "2024-05-14T09:31:07Z", "user_id": ""}),
+    _line("7", {"type": "sapi", "date": "2024-05-14T09:31:07Z"}),
+]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"",  # every string is its characters in quotes: the quoted fast path
+        _line("8", {"type": "s", "date": "2024-05-14T09:31:07Z", "user_id": 'a "q" \\ é'}),
+        _line("9", {"type": "s", "date": "2024-05-14T09:31:07Z", "user_id": "é ☃"}),
+    ],
+    ids=["plain", "escapes", "non-ascii"],
+)
+def test_documents_of_a_whole_body_are_the_structured_encoding(extra):
+    """As the handler maps a body: checked_body first, so a body without escapes takes the
+    fast path; its documents must not differ from the general path's by a byte."""
+    body = b"\n".join([*_PLAIN_LINES, extra]) if extra else b"\n".join(_PLAIN_LINES)
+    mapper = Mapper('https://tenant.example/"odd" source')
+    mapper.checked_body(body)
+    events = parse_body(body, "jsonlines", mapper)
+    assert len(events) == len(_PLAIN_LINES) + (1 if extra else 0)
+    for event in events:
+        assert event.doc == to_structured(make_event(**_fields(event)))
+    by_id = {e.id: e.peek() for e in events}
+    assert by_id["3"]["time"] == "2024-05-14t09:31:07z" and "auth0category" not in by_id["3"]
+    assert "time" not in by_id["4"] and "time" not in by_id["5"]
+    assert "subject" not in by_id["6"] and "subject" not in by_id["7"]
