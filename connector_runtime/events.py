@@ -167,24 +167,23 @@ def is_json_content_type(content_type: str | None) -> bool:
     )
 
 
+# The separators at offsets 4, 7, 10, 13, 16 and 19 of an RFC 3339 timestamp (value[4:20:3]).
+_SEPARATORS: Final = frozenset(f"--{t}::{after}" for t in "Tt" for after in ".Zz+-")
+
+
 def is_rfc3339(value: str) -> bool:
     """True when ``value`` is an RFC 3339 timestamp (the form the ``time`` attribute takes)."""
-    # The RFC 3339 shape (cheap string checks), then the calendar via datetime (in C).
-    if (
-        len(value) < 20
-        or value[4] != "-"
-        or value[7] != "-"
-        or value[10] not in "Tt"
-        or value[13] != ":"
-        or value[16] != ":"
-        or value[19] not in ".Zz+-"
-        or (value[19] == "." and (len(value) < 22 or not value[20].isdigit()))
-        or not (value[-1] in "Zz" or (value[-6] in "+-" and value[-3] == ":"))
-        or not value.isascii()
-    ):
+    # The RFC 3339 shape (cheap string checks: this runs for every record), then the
+    # calendar via datetime (in C).
+    if len(value) < 20 or value[4:20:3] not in _SEPARATORS or not value.isascii():
         return False
-    if value[-1] == "z":  # RFC 3339 allows a lower-case Z; datetime does not
+    last = value[-1]
+    if last == "z":  # RFC 3339 allows a lower-case Z; datetime does not
         value = value[:-1] + "Z"
+    elif last != "Z" and (value[-6] not in "+-" or value[-3] != ":"):
+        return False
+    if value[19] == "." and not value[20:21].isdigit():  # ".Z": a point needs digits
+        return False
     try:
         datetime.fromisoformat(value)
     except ValueError:
@@ -263,21 +262,64 @@ def to_structured(event: Event) -> bytes:
     return head[:-1] + member + b"}"
 
 
+Run = tuple["bytes | memoryview", list[int]]
+"""Documents stored joined with ``,`` (``text``), and the length of each."""
+
+
 class EncodedEvents(Sequence[Event]):
     """Events known only by their structured JSON documents, as the spool hands them back.
 
     An item is made (and decoded, lazily) only when asked for; a slice stays encoded, and
     :func:`to_batch` joins the documents without making a single event. The dispatcher's
     usual round - read a spool batch, send it whole, settle it - touches no event object.
+
+    The documents may come as *runs* (:meth:`from_runs`): each a text of documents joined
+    with ``,`` and their lengths, as a spool row stores them. A batch body is then a join
+    of a few runs, and single documents are cut out only if something asks for them.
     """
 
-    __slots__ = ("docs",)
+    __slots__ = ("_count", "_docs", "_runs")
 
     def __init__(self, docs: list[bytes]) -> None:
-        self.docs = docs
+        self._docs: list[bytes] | None = docs
+        self._runs: list[Run] | None = None
+        self._count = len(docs)
+
+    @classmethod
+    def from_runs(cls, runs: list[Run]) -> EncodedEvents:
+        encoded = cls.__new__(cls)
+        encoded._docs = None
+        encoded._runs = runs
+        encoded._count = sum(len(lengths) for _, lengths in runs)
+        return encoded
+
+    @property
+    def docs(self) -> list[bytes]:
+        """The documents, one bytes object each."""
+        if self._docs is None:
+            docs: list[bytes] = []
+            for text, lengths in self._runs or ():
+                start = 0
+                for length in lengths:
+                    docs.append(bytes(text[start : start + length]))
+                    start += length + 1
+            self._docs = docs
+        return self._docs
+
+    def texts(self) -> list[bytes | memoryview]:
+        """The documents as texts whose ``b",".join`` is every document joined with ``,``."""
+        if self._runs is not None:
+            return [text for text, _ in self._runs]
+        return list(self._docs or ())
+
+    def size(self) -> int:
+        """The documents' bytes, summed."""
+        if self._runs is not None:
+            return sum(len(text) - len(lengths) + 1 for text, lengths in self._runs if lengths)
+        return sum(map(len, self._docs or ()))
 
     def __len__(self) -> int:
-        return len(self.docs)
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> Event: ...
@@ -294,7 +336,7 @@ class EncodedEvents(Sequence[Event]):
         return map(Event.from_structured, self.docs)
 
     def __repr__(self) -> str:
-        return f"EncodedEvents({len(self.docs)} events)"
+        return f"EncodedEvents({self._count} events)"
 
 
 def concat(parts: Sequence[Sequence[Event]]) -> Sequence[Event]:
@@ -302,18 +344,21 @@ def concat(parts: Sequence[Sequence[Event]]) -> Sequence[Event]:
     if len(parts) == 1:
         return parts[0]
     if all(isinstance(p, EncodedEvents) for p in parts):
-        return EncodedEvents([d for p in parts for d in p.docs])  # type: ignore[attr-defined]
+        encoded: list[EncodedEvents] = parts  # type: ignore[assignment]
+        if all(p._runs is not None for p in encoded):
+            return EncodedEvents.from_runs([r for p in encoded for r in p._runs or ()])
+        return EncodedEvents([d for p in encoded for d in p.docs])
     return [e for p in parts for e in p]
 
 
 def to_batch(events: Iterable[Event]) -> bytes:
     """Encode events as one JSON batch (``application/cloudevents-batch+json``)."""
     if isinstance(events, EncodedEvents):
-        return join_structured(events.docs)
+        return join_structured([t for t in events.texts() if len(t)])
     return join_structured([e.doc if e.doc is not None else to_structured(e) for e in events])
 
 
-def join_structured(documents: Iterable[bytes]) -> bytes:
+def join_structured(documents: Iterable[bytes | memoryview]) -> bytes:
     """Join already structured-encoded events into one batch body.
 
     One allocation of the body's size: the brackets go onto the first and last document
@@ -322,13 +367,13 @@ def join_structured(documents: Iterable[bytes]) -> bytes:
     return b",".join(bracketed(documents))
 
 
-def bracketed(items: Iterable[bytes]) -> list[bytes]:
+def bracketed(items: Iterable[bytes | memoryview]) -> list[bytes | memoryview]:
     """``items`` as a list whose ``b",".join`` is a JSON array: ``[`` on the first, ``]`` on
     the last."""
     parts = list(items)
     if not parts:
         return [b"[]"]
-    parts[0] = b"[" + parts[0]
+    parts[0] = b"".join((b"[", parts[0]))
     parts[-1] = b"".join((parts[-1], b"]"))
     return parts
 

@@ -48,6 +48,13 @@ class Settlement:
     error: str | None = None
 
 
+MAX_BATCH_BYTES = 3_800_000
+"""At most this many bytes of documents in one delivery attempt (besides the dispatcher's
+event limit), unless a single spool row holds more: a batch body then stays under the
+4 MiB that glibc is told to serve from its heap (:func:`~connector_runtime.serving.
+tune_malloc`), instead of fresh pages from the kernel for every POST."""
+
+
 class BatchQueue(Protocol):
     pending_events: int
     pending_bytes: int
@@ -109,18 +116,19 @@ class SpoolQueue:
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
-                "SELECT seq, created, attempts, next_attempt, count, payload, seg, seg_offset,"
-                " seg_length FROM batches WHERE connector = ? ORDER BY seq LIMIT ?",
+                "SELECT seq, created, attempts, next_attempt, count, bytes, payload, seg,"
+                " seg_offset, seg_length FROM batches WHERE connector = ? ORDER BY seq LIMIT ?",
                 (connector, max_events),
             )
             out: list[Batch] = []
-            total = 0
-            for seq, created, attempts, next_attempt, count, *stored in rows:
-                if out and total + count > max_events:
+            total = size = 0
+            for seq, created, attempts, next_attempt, count, row_bytes, *stored in rows:
+                if out and (total + count > max_events or size + row_bytes > MAX_BATCH_BYTES):
                     break
                 events = decode_events(payload_of(*stored))
                 out.append(Batch(seq, connector, created, attempts, next_attempt, events))
                 total += count
+                size += row_bytes
             return out
 
         return await self.spool.aread(query)
@@ -192,12 +200,16 @@ class MemoryQueue:
 
     async def head(self, max_events: int) -> list[Batch]:
         out: list[Batch] = []
-        total = 0
+        total = size = 0
         for batch in self._batches:
-            if out and total + len(batch.events) > max_events:
+            batch_bytes = events_size(batch.events)
+            if out and (
+                total + len(batch.events) > max_events or size + batch_bytes > MAX_BATCH_BYTES
+            ):
                 break
             out.append(batch)
             total += len(batch.events)
+            size += batch_bytes
         return out
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:

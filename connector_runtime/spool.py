@@ -8,7 +8,8 @@ returned, so an acknowledged event is on disk whatever happens to the process.
 
 Tables:
 - ``batches``: one row per accepted request (not per event), in arrival order (``seq``),
-  with retry state. Its events, msgpack-encoded, are in a segment file
+  with retry state. Its events' documents, joined with ``,`` after their lengths
+  (:func:`encode_events`), are in a segment file
   (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
@@ -25,13 +26,14 @@ import contextlib
 import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
@@ -79,17 +81,37 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
-_encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[bytes])
+_COUNT: Final = struct.Struct("<I")
+_RUN: Final = b"R"
+"""First byte of a row payload: the documents joined with ``,``, after their count and
+lengths (``R``, then little-endian uint32s). Rows from before it hold a msgpack array of
+the documents (which never starts with ``R``)."""
 
 
 def encode_events(events: Sequence[Event]) -> bytes:
-    """A spool row's payload: the events' structured JSON documents, msgpack-framed, so a
-    batch delivery reads them back without decoding a single attribute."""
-    return _encoder.encode([to_structured(e) for e in events])
+    """A spool row's payload: the events' structured JSON documents joined with ``,`` (a
+    batch delivery joins such texts whole), after their lengths (to cut one out)."""
+    return encode_docs(docs_of(events))
+
+
+def encode_docs(docs: list[bytes]) -> bytes:
+    """:func:`encode_events` of documents already encoded (one allocation of the payload's
+    size: the header goes onto the first document)."""
+    if not docs:
+        return _RUN + _COUNT.pack(0)
+    header = _RUN + struct.pack(f"<I{len(docs)}I", len(docs), *map(len, docs))
+    parts = list(docs)
+    parts[0] = header + parts[0]
+    return b",".join(parts)
 
 
 def decode_events(payload: bytes) -> EncodedEvents:
+    if payload[:1] == _RUN:
+        (count,) = _COUNT.unpack_from(payload, 1)
+        lengths = list(struct.unpack_from(f"<{count}I", payload, 5))
+        text = memoryview(payload)[5 + 4 * count :]
+        return EncodedEvents.from_runs([(text, lengths)] if count else [])
     return EncodedEvents(_decoder.decode(payload))
 
 
@@ -117,7 +139,7 @@ def event_size(event: Event) -> int:
 def events_size(events: Sequence[Event]) -> int:
     """:func:`event_size` summed; for events read back from the spool, without making them."""
     if isinstance(events, EncodedEvents):
-        return sum(map(len, events.docs))
+        return events.size()
     docs = [e.doc for e in events]
     if None not in docs:
         return sum(map(len, docs))  # type: ignore[arg-type]
@@ -433,7 +455,7 @@ class Spool:
                 conn.execute(
                     "INSERT INTO batches (connector, created, count, bytes, payload, seg,"
                     " seg_offset, seg_length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (connector, stamp, len(fresh), size, *self.place(_encoder.encode(docs))),
+                    (connector, stamp, len(fresh), size, *self.place(encode_docs(docs))),
                 )
                 _count(conn, connector, "accepted", len(fresh))
             return Appended(len(fresh), len(events) - len(fresh), size)

@@ -144,6 +144,38 @@ def test_events_read_back_from_the_spool_stay_encoded_until_an_item_is_asked_for
     assert events_size(encoded) == sum(len(to_structured(e)) for e in made)
 
 
+def test_spool_payloads_keep_documents_joined_and_cut_them_out_only_when_asked():
+    import msgspec
+
+    from connector_runtime.events import EncodedEvents, concat
+    from connector_runtime.spool import decode_events, encode_events, events_size
+
+    def made(prefix: str, n: int):
+        return [
+            make_event(id=f"{prefix}{i}", source="/s", type="t", data=b'{"s":"%s"}' % (b"x," * i))
+            for i in range(n)
+        ]
+
+    first, second = made("a", 4), made("b", 3)
+    payload = encode_events(first)
+    # the documents joined with commas, after their count and lengths
+    assert payload.endswith(b",".join(to_structured(e) for e in first))
+    rows = [decode_events(payload), decode_events(encode_events(second))]
+    joined = concat(rows)
+    assert isinstance(joined, EncodedEvents) and len(joined) == 7
+    assert to_batch(joined) == to_batch(first + second)
+    assert json.loads(to_batch(joined))[6]["id"] == "b2"
+    assert events_size(joined) == sum(len(to_structured(e)) for e in first + second)
+    assert list(joined) == first + second and joined[5] == second[1]
+    assert list(joined[2:5]) == (first + second)[2:5]
+    empty = decode_events(encode_events([]))
+    assert len(empty) == 0 and list(empty) == [] and events_size(empty) == 0
+    # a row written before this format: a msgpack array of the documents
+    old = msgspec.msgpack.encode([to_structured(e) for e in second])
+    assert list(decode_events(old)) == second
+    assert to_batch(concat([rows[0], decode_events(old)])) == to_batch(first + second)
+
+
 @pytest.mark.parametrize(
     ("text", "ok"),
     [

@@ -102,3 +102,24 @@ def test_ids_repeated_within_one_append_are_stored_once(tmp_path: Path):
     stored = spool.read(lambda c: c.execute("SELECT count FROM batches").fetchall())
     assert stored == [(3,)]
     spool.close()
+
+
+def test_a_delivery_attempt_takes_at_most_max_batch_bytes_but_always_one_row(
+    tmp_path: Path, cr_loop
+):
+    from connector_runtime.queues import MAX_BATCH_BYTES, SpoolQueue
+
+    spool = Spool(tmp_path / "spool.db")
+    big = b'"' + b"x" * 100_000 + b'"'
+    for n in range(6):  # rows of about 1 MB
+        batch = [make_event(id=f"r{n}-{i}", source="/s", type="t", data=big) for i in range(10)]
+        spool.submit(spool.append_job("c", batch, True)).result(5)
+    head = cr_loop.run(SpoolQueue(spool, "c").head(5000))
+    sizes = spool.read(lambda c: [r[0] for r in c.execute("SELECT bytes FROM batches")])
+    assert len(head) == 3 and sum(sizes[:3]) <= MAX_BATCH_BYTES < sum(sizes[:4])
+    huge = [make_event(id="h", source="/s", type="t", data=b'"' + b"y" * 5_000_000 + b'"')]
+    other = Spool(tmp_path / "other.db")
+    other.submit(other.append_job("c", huge, True)).result(5)
+    assert [len(b.events) for b in cr_loop.run(SpoolQueue(other, "c").head(5000))] == [1]
+    other.close()
+    spool.close()
