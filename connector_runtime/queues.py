@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
+
 from connector_runtime.events import Event
 from connector_runtime.spool import (
     Batch,
@@ -163,8 +165,12 @@ class SpoolQueue:
                         ),
                     )
                 else:
-                    finished.append((b.seq,))
-            conn.executemany("DELETE FROM batches WHERE seq = ?", finished)
+                    finished.append(b.seq)
+            if finished:  # one statement: executemany would step (and let go of the GIL) per row
+                conn.execute(
+                    "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(finished).decode(),),
+                )
             _count(conn, connector, "delivered", delivered)
             _count(conn, connector, "retried", retried)
 

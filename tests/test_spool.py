@@ -123,3 +123,20 @@ def test_a_delivery_attempt_takes_at_most_max_batch_bytes_but_always_one_row(
     assert [len(b.events) for b in cr_loop.run(SpoolQueue(other, "c").head(5000))] == [1]
     other.close()
     spool.close()
+
+
+def test_appends_in_one_commit_see_each_others_ids(tmp_path: Path):
+    """The usual append inserts its ids without reading any back; one that meets a known
+    id is undone and redone id by id, without touching the other appends of its commit."""
+    spool = Spool(tmp_path / "spool.db")
+    first = events("p", 10)
+    half = events("p", 5) + events("q", 5)
+    futures = [
+        spool.submit(spool.append_job("c", batch, True))
+        for batch in (first, half, events("r", 10), events("p", 10))
+    ]
+    assert [f.result(5)[:2] for f in futures] == [(10, 0), (5, 5), (10, 0), (0, 10)]
+    assert spool.read(seen.count_new) == 25
+    stored = spool.read(lambda c: [r[0] for r in c.execute("SELECT count FROM batches")])
+    assert stored == [10, 5, 10]
+    spool.close()
