@@ -6,7 +6,8 @@ go to the dead-letter store with the target's reason; events that failed transie
 in order, and the head of the queue waits for an exponential backoff with jitter before
 the next attempt. Events that used up their attempts or outlived ``max_age`` are dead-
 lettered too. Only one attempt is in flight per connector, which keeps the order and keeps
-memory bounded: the backlog stays on disk, never in RAM.
+memory bounded: the backlog stays on disk, never in RAM. (A fully delivered attempt is
+settled while the next one goes out.)
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class Dispatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._sent_upto = 0
+        """With a queue that reads past: the last seq of an attempt whose settle is under
+        way (the next attempt starts after it)."""
+        self._settling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.connector)
@@ -86,14 +91,22 @@ class Dispatcher:
             if not did and not self._stopping:
                 self.wake.clear()
                 await wait_or_timeout(self.wake, self._idle_wait())
+        await self._settled()
 
     def _idle_wait(self) -> float:
         return IDLE_POLL
 
     async def step(self) -> bool:
-        """One delivery attempt of the due head of the queue; False when nothing was due."""
-        batches = await self.queue.head(self.max_events)
+        """One delivery attempt of the due head of the queue; False when nothing was due.
+
+        When every event of an attempt was delivered, more wait behind it, and the queue
+        reads past (a spool), the attempt is settled in the background while the next one
+        reads the batches after it and goes out: a commit's wait then no longer holds up a
+        backlog. Any other outcome is settled before the next look at the queue, which then
+        starts from its head."""
+        batches = await self.queue.head(self.max_events, after=self._sent_upto)
         if not batches:
+            await self._settled()
             return False
         now = time.time()
         due = []
@@ -102,13 +115,40 @@ class Dispatcher:
                 break
             due.append(b)
         if not due:
+            await self._settled()
             wait = batches[0].next_attempt - now
             self.wake.clear()
             await wait_or_timeout(self.wake, min(wait, IDLE_POLL))
             return True
         settlements = await self._attempt(due, now)
+        settled = await self._settled()
+        sent = sum(s.delivered for s in settlements)
+        clean = sent == sum(len(b.events) for b in due)
+        # Overlap only while a backlog waits: when the attempt took all there was, waiting
+        # for its settle lets the next requests gather into one attempt instead of many.
+        if settled and clean and self.queue.reads_past and self.queue.pending_events > sent:
+            self._sent_upto = due[-1].seq
+            self._settling = asyncio.ensure_future(self._settle(settlements))
+        else:
+            await self._settle(settlements)
+        return True
+
+    async def _settle(self, settlements: Sequence[Settlement]) -> None:
         await self.queue.settle(settlements)
         self._count(settlements)
+
+    async def _settled(self) -> bool:
+        """Wait for the settle under way, if any; False if it failed. Its batches are then
+        still in the queue: the next look starts from the head again and sends them again."""
+        task, self._settling = self._settling, None
+        if task is None:
+            return True
+        try:
+            await task
+        except Exception:
+            self.log.exception("settling delivered events failed; they will be sent again")
+            self._sent_upto = 0
+            return False
         return True
 
     def _count(self, settlements: Sequence[Settlement]) -> None:

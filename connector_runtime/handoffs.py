@@ -13,8 +13,9 @@ from collections import deque
 from connector_runtime.errors import SpoolError, Unavailable
 from connector_runtime.events import Event
 from connector_runtime.manifest_model import DeliverySpec
+from connector_runtime.payloads import event_size, events_size
 from connector_runtime.queues import MemoryQueue, SpoolQueue
-from connector_runtime.spool import Spool, event_size, events_size
+from connector_runtime.spool import Spool
 
 MAX_RETRY_AFTER = 300
 

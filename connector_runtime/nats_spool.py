@@ -44,15 +44,10 @@ from connector_runtime.manifest_model import ConnectorSpec
 from connector_runtime.metrics import ConnectorStats
 from connector_runtime.nats_common import classify
 from connector_runtime.nats_spool_stream import SpoolStream
+from connector_runtime.payloads import decode_event, decode_events, event_size
 from connector_runtime.queues import Settlement, dead_letter_rows, store_dead_letters
 from connector_runtime.records import Target
-from connector_runtime.spool import (
-    Batch,
-    Spool,
-    decode_event,
-    decode_events,
-    event_size,
-)
+from connector_runtime.spool import Batch, Spool
 
 FETCH_WAIT: Final = 0.5
 """Seconds one fetch waits for messages (the dispatcher notices a stop this often)."""
@@ -74,6 +69,8 @@ class NatsBatch(Batch):
 class NatsQueue:
     """The connector's events waiting in the stream, as a :class:`BatchQueue`."""
 
+    reads_past = False  # a fetch hands out what is not acknowledged; settle acknowledges
+
     def __init__(self, stream: SpoolStream, spool: Spool, connector: str) -> None:
         self.stream = stream
         self.spool = spool
@@ -92,7 +89,7 @@ class NatsQueue:
         self.pending_events += events
         self.pending_bytes += size
 
-    async def head(self, max_events: int) -> list[Batch]:
+    async def head(self, max_events: int, after: int = 0) -> list[Batch]:
         self.polled = False
         try:
             await self.stream.ready(consumer=True)

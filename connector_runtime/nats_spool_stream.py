@@ -28,7 +28,7 @@ from connector_runtime.nats_common import (
     ensure_stream,
     subject_matches,
 )
-from connector_runtime.spool import encode_event
+from connector_runtime.payloads import encode_event
 
 CONTENT_TYPE: Final = "application/vnd.connector-runtime.event+msgpack"
 PUBLISH_SLOTS: Final = 256

@@ -23,17 +23,14 @@ from typing import Protocol
 import orjson
 
 from connector_runtime.events import Event
-from connector_runtime.spool import (
-    Batch,
-    Job,
-    Spool,
-    _count,
+from connector_runtime.payloads import (
     decode_events,
     encode_event,
     encode_events,
     event_size,
     events_size,
 )
+from connector_runtime.spool import Batch, Job, Spool, _count
 
 
 @dataclass
@@ -60,8 +57,11 @@ tune_malloc`), instead of fresh pages from the kernel for every POST."""
 class BatchQueue(Protocol):
     pending_events: int
     pending_bytes: int
+    reads_past: bool
+    """True when ``head(after=seq)`` leaves out the batches up to ``seq``: the dispatcher
+    then settles an attempt while the next one is under way."""
 
-    async def head(self, max_events: int) -> list[Batch]: ...
+    async def head(self, max_events: int, after: int = 0) -> list[Batch]: ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
@@ -89,6 +89,8 @@ def store_dead_letters(
 class SpoolQueue:
     """A connector's rows in the durable spool."""
 
+    reads_past = True
+
     def __init__(self, spool: Spool, connector: str) -> None:
         self.spool = spool
         self.connector = connector
@@ -112,15 +114,16 @@ class SpoolQueue:
         if self.oldest is None:
             self.oldest = time.time()
 
-    async def head(self, max_events: int) -> list[Batch]:
+    async def head(self, max_events: int, after: int = 0) -> list[Batch]:
         connector = self.connector
         payload_of = self.spool.payload
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
                 "SELECT seq, created, attempts, next_attempt, count, bytes, payload, seg,"
-                " seg_offset, seg_length FROM batches WHERE connector = ? ORDER BY seq LIMIT ?",
-                (connector, max_events),
+                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ? ORDER BY seq"
+                " LIMIT ?",
+                (connector, after, max_events),
             )
             out: list[Batch] = []
             total = size = 0
@@ -186,6 +189,8 @@ class SpoolQueue:
 class MemoryQueue:
     """A connector's accepted events in process memory (``ack: received``)."""
 
+    reads_past = True
+
     _seq = itertools.count(1)
 
     def __init__(self, spool: Spool, connector: str) -> None:
@@ -204,10 +209,12 @@ class MemoryQueue:
         if self.oldest is None:
             self.oldest = now
 
-    async def head(self, max_events: int) -> list[Batch]:
+    async def head(self, max_events: int, after: int = 0) -> list[Batch]:
         out: list[Batch] = []
         total = size = 0
         for batch in self._batches:
+            if batch.seq <= after:
+                continue
             batch_bytes = events_size(batch.events)
             if out and (
                 total + len(batch.events) > max_events or size + batch_bytes > MAX_BATCH_BYTES

@@ -26,8 +26,10 @@ the row exists.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +70,8 @@ class Segments:
         self._position = 0
         self._pending: dict[int, tuple[int, int, list[bytes]]] = {}  # n -> (fd, start, parts)
         self._closing: list[int] = []  # fds of full segments, closed after their flush
+        self._readers: dict[int, int] = {}  # segment -> descriptor for reading
+        self._readers_lock = threading.Lock()
         self._next = 1
         self._retired_at = 0.0
 
@@ -138,12 +142,22 @@ class Segments:
         if not closed or (not force and now - self._retired_at < RETIRE_EVERY):
             return
         self._retired_at = now
-        used = {row[0] for row in conn.execute("SELECT DISTINCT seg FROM batches")}
+        used = {
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT seg FROM batches WHERE seg IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(closed)),),
+            )
+        }
         for number in sorted(closed - used):
             self._drop(number)
 
     def close(self) -> None:
         self._close_full()
+        with self._readers_lock:
+            readers, self._readers = self._readers, {}
+        for fd in readers.values():
+            os.close(fd)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -151,17 +165,22 @@ class Segments:
     # -- any thread ------------------------------------------------------------------
 
     def read(self, number: int, offset: int, length: int) -> bytes:
-        """The payload at ``offset`` in segment ``number``."""
-        path = self.directory / _name(number)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise SpoolError(f"spool segment {path} cannot be read: {exc.strerror}") from None
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+        """The payload at ``offset`` in segment ``number``. Descriptors stay open for the
+        next read until the segment is dropped (never while a row points into it, so never
+        under a reader)."""
+        with self._readers_lock:
+            fd = self._readers.get(number)
+            if fd is None:
+                path = self.directory / _name(number)
+                try:
+                    fd = self._readers[number] = os.open(path, os.O_RDONLY)
+                except OSError as exc:
+                    raise SpoolError(
+                        f"spool segment {path} cannot be read: {exc.strerror}"
+                    ) from None
+        data = os.pread(fd, length, offset)
         if len(data) != length:
+            path = self.directory / _name(number)
             raise SpoolError(f"spool segment {path} is shorter than its rows need")
         return data
 
@@ -187,6 +206,10 @@ class Segments:
     def _drop(self, number: int) -> None:
         path = self.directory / _name(number)
         self._numbers.discard(number)
+        with self._readers_lock:
+            fd = self._readers.pop(number, None)
+        if fd is not None:
+            os.close(fd)
         try:
             if len(self._spares) < SPARES:
                 spare = self.directory / f"spare-{number}"

@@ -9,7 +9,7 @@ returned, so an acknowledged event is on disk whatever happens to the process.
 Tables:
 - ``batches``: one row per accepted request (not per event), in arrival order (``seq``),
   with retry state. Its events' documents, joined with ``,`` after their lengths
-  (:func:`encode_events`), are in a segment file
+  (:mod:`connector_runtime.payloads`), are in a segment file
   (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
@@ -26,20 +26,18 @@ import contextlib
 import os
 import queue
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple, TypeVar
-
-import msgspec
+from typing import Any, NamedTuple, TypeVar
 
 from connector_runtime import seen
 from connector_runtime.errors import SpoolError
-from connector_runtime.events import EncodedEvents, Event, docs_of, ids_of, to_structured
+from connector_runtime.events import Event, docs_of, ids_of
+from connector_runtime.payloads import encode_docs
 from connector_runtime.segments import SEGMENT_BYTES, Segments, segments_dir
 
 T = TypeVar("T")
@@ -80,70 +78,6 @@ CREATE TABLE IF NOT EXISTS counters (
     dead_lettered INTEGER NOT NULL DEFAULT 0
 );
 """
-
-_decoder = msgspec.msgpack.Decoder(list[bytes])
-_COUNT: Final = struct.Struct("<I")
-_RUN: Final = b"R"
-"""First byte of a row payload: the documents joined with ``,``, after their count and
-lengths (``R``, then little-endian uint32s). Rows from before it hold a msgpack array of
-the documents (which never starts with ``R``)."""
-
-
-def encode_events(events: Sequence[Event]) -> bytes:
-    """A spool row's payload: the events' structured JSON documents joined with ``,`` (a
-    batch delivery joins such texts whole), after their lengths (to cut one out)."""
-    return encode_docs(docs_of(events))
-
-
-def encode_docs(docs: list[bytes]) -> bytes:
-    """:func:`encode_events` of documents already encoded (one allocation of the payload's
-    size: the header goes onto the first document)."""
-    if not docs:
-        return _RUN + _COUNT.pack(0)
-    header = _RUN + struct.pack(f"<I{len(docs)}I", len(docs), *map(len, docs))
-    parts = list(docs)
-    parts[0] = header + parts[0]
-    return b",".join(parts)
-
-
-def decode_events(payload: bytes) -> EncodedEvents:
-    if payload[:1] == _RUN:
-        (count,) = _COUNT.unpack_from(payload, 1)
-        lengths = list(struct.unpack_from(f"<{count}I", payload, 5))
-        text = memoryview(payload)[5 + 4 * count :]
-        return EncodedEvents.from_runs([(text, lengths)] if count else [])
-    return EncodedEvents(_decoder.decode(payload))
-
-
-def encode_event(event: Event) -> bytes:
-    return to_structured(event)
-
-
-def decode_event(payload: bytes) -> Event:
-    return Event.from_structured(payload)
-
-
-ATTRIBUTE_ALLOWANCE = 256
-"""Bytes counted for an event's attributes before it is encoded."""
-
-
-def event_size(event: Event) -> int:
-    """An event's size for quotas: its stored document's length once it has one, else its
-    data plus a fixed allowance for the attributes (no encoding or decoding either way)."""
-    if event.doc is not None:
-        return len(event.doc)
-    data = event.data
-    return (len(data) if data is not None else 0) + ATTRIBUTE_ALLOWANCE
-
-
-def events_size(events: Sequence[Event]) -> int:
-    """:func:`event_size` summed; for events read back from the spool, without making them."""
-    if isinstance(events, EncodedEvents):
-        return events.size()
-    docs = [e.doc for e in events]
-    if None not in docs:
-        return sum(map(len, docs))  # type: ignore[arg-type]
-    return sum(map(event_size, events))
 
 
 class Appended(NamedTuple):
@@ -464,11 +398,13 @@ class Spool:
 
 
 def _add_segment_columns(conn: sqlite3.Connection) -> None:
-    """Give a spool from before segment files the columns that point into them."""
+    """Give a spool from before segment files the columns that point into them, and the
+    index that finds the segments rows still point into (a few look-ups per check)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
     for name in ("seg", "seg_offset", "seg_length"):
         if name not in columns:
             conn.execute(f"ALTER TABLE batches ADD COLUMN {name} INTEGER")
+    conn.execute("CREATE INDEX IF NOT EXISTS batches_by_segment ON batches (seg)")
 
 
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import to_structured
-from connector_runtime.spool import connect, decode_event, encode_events, event_size
+from connector_runtime.payloads import decode_event, encode_events, event_size
+from connector_runtime.spool import connect
 
 
 def spools(data_dir: Path) -> list[tuple[str, Path]]:

@@ -14,9 +14,10 @@ import pytest
 
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import make_event
+from connector_runtime.payloads import encode_events
 from connector_runtime.queues import Settlement, SpoolQueue
 from connector_runtime.segments import SPARES, segments_dir
-from connector_runtime.spool import Spool, encode_events
+from connector_runtime.spool import Spool
 
 
 def events(prefix: str, n: int, size: int = 100):

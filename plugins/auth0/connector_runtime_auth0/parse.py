@@ -61,33 +61,35 @@ class Record(msgspec.Struct, frozen=True, gc=False):
 # The fast path types every field strictly; anything unusual (a log id that is a number, a
 # date that is an object, an element that is not an object) fails validation there and is
 # looked at again by the lenient path, which finds the exact problem for the message.
+# None of these structs can be part of a reference cycle (they hold strings and raw JSON),
+# so the garbage collector need not track them: two of every record's few tracked objects.
 
 
-class _Element(msgspec.Struct):
+class _Element(msgspec.Struct, gc=False):
     log_id: str | None = None
     data: msgspec.Raw = _NO_RAW
 
 
-class _Fields(msgspec.Struct):
+class _Fields(msgspec.Struct, gc=False):
     type: str = ""
     date: str | None = None
     user_id: str | None = None
     log_id: str | None = None
 
 
-class _LooseElement(msgspec.Struct):
+class _LooseElement(msgspec.Struct, gc=False):
     log_id: msgspec.Raw = _NO_RAW
     data: msgspec.Raw = _NO_RAW
 
 
-class _LooseFields(msgspec.Struct):
+class _LooseFields(msgspec.Struct, gc=False):
     type: msgspec.Raw = _NO_RAW
     date: msgspec.Raw = _NO_RAW
     user_id: msgspec.Raw = _NO_RAW
     log_id: msgspec.Raw = _NO_RAW
 
 
-class _Envelope(msgspec.Struct):
+class _Envelope(msgspec.Struct, gc=False):
     logs: msgspec.Raw = _NO_RAW
     data: msgspec.Raw = _NO_RAW
 
