@@ -6,8 +6,9 @@ go to the dead-letter store with the target's reason; events that failed transie
 in order, and the head of the queue waits for an exponential backoff with jitter before
 the next attempt. Events that used up their attempts or outlived ``max_age`` are dead-
 lettered too. Only one attempt is in flight per connector, which keeps the order and keeps
-memory bounded: the backlog stays on disk, never in RAM. (A fully delivered attempt is
-settled while the next one goes out.)
+memory bounded: the backlog stays on disk, never in RAM. A fully delivered attempt is
+settled while the next one goes out; after a failed one, retries take only the head batch
+until one succeeds.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class Dispatcher:
         """With a queue that reads past: the last seq of an attempt whose settle is under
         way (the next attempt starts after it)."""
         self._settling: asyncio.Task[None] | None = None
+        self._probing = False
+        """After an attempt that failed for the target's sake, the next one takes only the
+        head batch: while a target is down, each retry reads, encodes and holds one batch
+        instead of megabytes. A full success ends it."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.connector)
@@ -104,7 +109,8 @@ class Dispatcher:
         reads the batches after it and goes out: a commit's wait then no longer holds up a
         backlog. Any other outcome is settled before the next look at the queue, which then
         starts from its head."""
-        batches = await self.queue.head(self.max_events, after=self._sent_upto)
+        limit = 1 if self._probing else self.max_events  # head gives at least one batch
+        batches = await self.queue.head(limit, after=self._sent_upto)
         if not batches:
             await self._settled()
             return False
@@ -124,6 +130,7 @@ class Dispatcher:
         settled = await self._settled()
         sent = sum(s.delivered for s in settlements)
         clean = sent == sum(len(b.events) for b in due)
+        self._probing = any(s.remaining for s in settlements)
         # Overlap only while a backlog waits: when the attempt took all there was, waiting
         # for its settle lets the next requests gather into one attempt instead of many.
         if settled and clean and self.queue.reads_past and self.queue.pending_events > sent:

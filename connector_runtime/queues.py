@@ -151,7 +151,16 @@ class SpoolQueue:
                 delivered += s.delivered
                 if s.dead:
                     store_dead_letters(conn, connector, dead_letter_rows(connector, b, s.dead, now))
-                if s.remaining:
+                if len(s.remaining) == len(b.events):
+                    # Nothing left the batch (the usual failed attempt, e.g. a target that
+                    # is down): its stored events stand; only the retry state changes.
+                    retried += len(s.remaining)
+                    conn.execute(
+                        "UPDATE batches SET attempts = ?, next_attempt = ?, last_error = ?"
+                        " WHERE seq = ?",
+                        (b.attempts + 1, s.next_attempt, s.error, b.seq),
+                    )
+                elif s.remaining:
                     retried += len(s.remaining)
                     conn.execute(
                         "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?,"
@@ -179,6 +188,8 @@ class SpoolQueue:
 
         await self.spool.run(job)
         for s in settlements:
+            if len(s.remaining) == len(s.batch.events):
+                continue
             self.pending_events -= len(s.batch.events) - len(s.remaining)
             self.pending_bytes -= events_size(s.batch.events) - events_size(s.remaining)
         if self.pending_events <= 0:

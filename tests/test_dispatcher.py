@@ -35,7 +35,11 @@ def fill(spool: Spool, rows: int, per_row: int) -> list[str]:
 
 
 def run_until_empty(
-    cr_loop: LoopThread, queue: SpoolQueue, url: str, max_events: int
+    cr_loop: LoopThread,
+    queue: SpoolQueue,
+    url: str,
+    max_events: int,
+    retry: RetrySpec = RetrySpec(),  # noqa: B008 - frozen
 ) -> tuple[ConnectorStats, int]:
     """Run a dispatcher until the queue is empty; returns its stats and attempts made."""
     stats = ConnectorStats()
@@ -43,7 +47,7 @@ def run_until_empty(
     async def scenario() -> int:
         target = create_http_target({"url": url, "mode": "batch"}, TargetContext("c", LOG))
         await target.start()
-        dispatcher = Dispatcher("c", queue, target, RetrySpec(), 10.0, LOG, stats, max_events)
+        dispatcher = Dispatcher("c", queue, target, retry, 10.0, LOG, stats, max_events)
         dispatcher.max_events = max_events  # below the target's own batch size, on purpose
         attempts = 0
         try:
@@ -100,4 +104,28 @@ def test_a_failed_settle_sends_its_events_again(
     assert spool.read(lambda c: c.execute("SELECT count(*) FROM batches").fetchone()) == (0,)
     assert stats.delivered == 300  # counted once each: the failed settle counted nothing
     assert "they will be sent again" in caplog.text
+    spool.close()
+
+
+def test_while_the_target_fails_each_retry_takes_only_the_head_batch(
+    tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget
+):
+    spool = Spool(tmp_path / "spool.db")
+    ids = fill(spool, rows=6, per_row=50)
+    queue = SpoolQueue(spool, "c")
+    queue.load_depth()
+    offered: dict[int, int] = {}
+
+    def respond(event) -> int:
+        n = recording_target.requests
+        offered[n] = offered.get(n, 0) + 1
+        return 503 if n <= 3 else 200
+
+    recording_target.respond = respond
+    retry = RetrySpec(initial_backoff=0.02, max_backoff=0.05)
+    run_until_empty(cr_loop, queue, recording_target.url, max_events=100, retry=retry)
+    # a full attempt fails; the two retries and the first success send the head row alone;
+    # then attempts are full again
+    assert [offered[n] for n in sorted(offered)] == [100, 50, 50, 50, 100, 100, 50]
+    assert recording_target.ids == ids
     spool.close()

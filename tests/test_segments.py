@@ -204,3 +204,26 @@ def test_a_failed_segment_write_fails_its_commit_and_loses_nothing(tmp_path: Pat
     spool = Spool(path)
     assert ids(cr_loop.run(SpoolQueue(spool, "c").head(1000))) == stored
     spool.close()
+
+
+def test_an_attempt_that_delivered_nothing_leaves_the_stored_events_alone(tmp_path: Path, cr_loop):
+    """A target that is down fails every attempt: only the retry state changes, so an
+    outage does not rewrite the backlog's payloads into new segment space every retry."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    append(spool, "a", n=5)
+    where = "SELECT seg, seg_offset, seg_length, attempts, last_error FROM batches"
+    before = spool.read(lambda c: c.execute(where).fetchone())
+    size = sum(p.stat().st_size for p in segments_dir(path).glob("*.seg"))
+    queue = SpoolQueue(spool, "c")
+    queue.load_depth()
+    for _ in range(3):
+        (batch,) = cr_loop.run(queue.head(100))
+        failed = Settlement(batch, remaining=list(batch.events), next_attempt=0.0, error="down")
+        cr_loop.run(queue.settle([failed]))
+    after = spool.read(lambda c: c.execute(where).fetchone())
+    assert after[:3] == before[:3] and after[3:] == (3, "down")
+    assert sum(p.stat().st_size for p in segments_dir(path).glob("*.seg")) == size
+    assert queue.pending_events == 5
+    assert ids(cr_loop.run(queue.head(100))) == [f"a{i}" for i in range(5)]
+    spool.close()
