@@ -22,6 +22,17 @@ from connector_runtime.testing import LoopThread, RecordingTarget
 LOG = logging.getLogger("test.dispatcher")
 
 
+def filled(
+    tmp_path: Path, rows: int, per_row: int, kind: type[SpoolQueue] = SpoolQueue
+) -> tuple[Spool, list[str], SpoolQueue]:
+    """A spool with ``rows`` appends of ``per_row`` events, its ids, and a queue on it."""
+    spool = Spool(tmp_path / "spool.db")
+    ids = fill(spool, rows, per_row)
+    queue = kind(spool, "c")
+    queue.load_depth()
+    return spool, ids, queue
+
+
 def fill(spool: Spool, rows: int, per_row: int) -> list[str]:
     ids = []
     for r in range(rows):
@@ -64,10 +75,7 @@ def run_until_empty(
 def test_attempts_go_out_while_the_last_one_settles(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget
 ):
-    spool = Spool(tmp_path / "spool.db")
-    ids = fill(spool, rows=12, per_row=50)
-    queue = SpoolQueue(spool, "c")
-    queue.load_depth()
+    spool, ids, queue = filled(tmp_path, rows=12, per_row=50)
     stats, attempts = run_until_empty(cr_loop, queue, recording_target.url, max_events=100)
     assert attempts == 6  # two rows per attempt
     assert recording_target.ids == ids  # each once, in spool order
@@ -92,10 +100,7 @@ class FailingOnce(SpoolQueue):
 def test_a_failed_settle_sends_its_events_again(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget, caplog
 ):
-    spool = Spool(tmp_path / "spool.db")
-    ids = fill(spool, rows=6, per_row=50)
-    queue = FailingOnce(spool, "c")
-    queue.load_depth()
+    spool, ids, queue = filled(tmp_path, rows=6, per_row=50, kind=FailingOnce)
     stats, _ = run_until_empty(cr_loop, queue, recording_target.url, max_events=100)
     got = recording_target.ids
     assert set(got) == set(ids)  # nothing lost
@@ -110,10 +115,7 @@ def test_a_failed_settle_sends_its_events_again(
 def test_while_the_target_fails_each_retry_takes_only_the_head_batch(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget
 ):
-    spool = Spool(tmp_path / "spool.db")
-    ids = fill(spool, rows=6, per_row=50)
-    queue = SpoolQueue(spool, "c")
-    queue.load_depth()
+    spool, ids, queue = filled(tmp_path, rows=6, per_row=50)
     offered: dict[int, int] = {}
 
     def respond(event) -> int:
