@@ -329,6 +329,9 @@ class EncodedEvents(Sequence[Event]):
 
     def __getitem__(self, index: int | slice) -> Event | EncodedEvents:
         if isinstance(index, slice):
+            start, stop, step = index.indices(self._count)
+            if self._runs is not None and step == 1:  # a target's chunk: still runs
+                return EncodedEvents.from_runs(_cut(self._runs, start, stop))
             return EncodedEvents(self.docs[index])
         return Event.from_structured(self.docs[index])
 
@@ -337,6 +340,26 @@ class EncodedEvents(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"EncodedEvents({self._count} events)"
+
+
+def _cut(runs: list[Run], start: int, stop: int) -> list[Run]:
+    """The documents ``start`` to ``stop`` of ``runs``, as runs (views, no copies)."""
+    out: list[Run] = []
+    first = 0
+    for text, lengths in runs:
+        n = len(lengths)
+        lo, hi = max(start - first, 0), min(stop - first, n)
+        if lo < hi:
+            if lo == 0 and hi == n:
+                out.append((text, lengths))
+            else:
+                begin = sum(lengths[:lo]) + lo
+                end = begin + sum(lengths[lo:hi]) + hi - lo - 1
+                out.append((memoryview(text)[begin:end], lengths[lo:hi]))
+        first += n
+        if first >= stop:
+            break
+    return out
 
 
 def concat(parts: Sequence[Sequence[Event]]) -> Sequence[Event]:

@@ -168,6 +168,20 @@ def test_spool_payloads_keep_documents_joined_and_cut_them_out_only_when_asked()
     assert events_size(joined) == sum(len(to_structured(e)) for e in first + second)
     assert list(joined) == first + second and joined[5] == second[1]
     assert list(joined[2:5]) == (first + second)[2:5]
+    # a target's chunks of a read-back attempt stay runs, cut without copies
+    everything = first + second
+    for size in (1, 2, 3, 4, 5, 7, 8):
+        chunks = [joined[i : i + size] for i in range(0, 7, size)]
+        assert [to_batch(c) for c in chunks] == [
+            to_batch(everything[i : i + size]) for i in range(0, 7, size)
+        ]
+        assert [events_size(c) for c in chunks] == [
+            sum(len(to_structured(e)) for e in everything[i : i + size]) for i in range(0, 7, size)
+        ]
+        assert [len(c) for c in chunks] == [
+            len(everything[i : i + size]) for i in range(0, 7, size)
+        ]
+    assert list(joined[::2]) == everything[::2] and len(joined[5:2]) == 0
     empty = decode_events(encode_events([]))
     assert len(empty) == 0 and list(empty) == [] and events_size(empty) == 0
     # a row written before this format: a msgpack array of the documents
