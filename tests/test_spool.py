@@ -140,3 +140,30 @@ def test_appends_in_one_commit_see_each_others_ids(tmp_path: Path):
     stored = spool.read(lambda c: [r[0] for r in c.execute("SELECT count FROM batches")])
     assert stored == [10, 5, 10]
     spool.close()
+
+
+def test_seen_tables_keyed_the_old_way_keep_working_and_rotate_into_the_new_key(
+    tmp_path: Path,
+):
+    path = tmp_path / "spool.db"
+    conn = sqlite3.connect(path)
+    for table in ("seen_new", "seen_old"):
+        conn.execute(
+            f"CREATE TABLE {table} (connector TEXT NOT NULL, id TEXT NOT NULL,"
+            " PRIMARY KEY (connector, id)) WITHOUT ROWID"
+        )
+    conn.execute("INSERT INTO seen_new VALUES ('c', 'a1'), ('c', 'a2')")
+    conn.commit()
+    conn.close()
+    spool = Spool(path)
+    done = spool.submit(spool.append_job("c", events("a", 4), True)).result(5)
+    assert (done.stored, done.duplicates) == (2, 2)
+    spool.submit(lambda c: seen.rotate(c, time.time())).result(5)
+    done = spool.submit(spool.append_job("c", events("a", 6), True)).result(5)
+    assert (done.stored, done.duplicates) == (2, 4)  # a0-a3 found in the old generation
+
+    def layout(c: sqlite3.Connection) -> str:
+        return str(c.execute("SELECT sql FROM sqlite_master WHERE name = 'seen_new'").fetchone())
+
+    assert "PRIMARY KEY (id, connector)" in spool.read(layout)
+    spool.close()
