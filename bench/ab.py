@@ -3,9 +3,10 @@
 On this shared VM, throughput swings ±20-40 % over minutes; CPU time and page faults per
 record of the system under test swing far less. Each run starts the counting target (CPU
 1) and ``connector-runtime run bench/manifest.yaml`` (CPU 0) on a fresh data dir, drives
-``main``'s load (B=100, c=16, no pacing) for ``--duration`` seconds from CPU 1, and reads
-the runtime's user+system CPU and minor page faults from ``/proc``. Runs alternate A, B,
-A, B ... so a slow minute hits both; the medians of each side are printed at the end.
+``main``'s load (B=100, or ``--batch``; c=16, no pacing) for ``--duration`` seconds from
+CPU 1, and reads the runtime's user+system CPU and minor page faults from ``/proc``. Runs
+alternate A, B, A, B ... so a slow minute hits both; the medians of each side are printed
+at the end.
 
     python bench/ab.py --b MALLOC_ARENA_MAX=2            # A: as is; B: with that variable
     python bench/ab.py --a X=1 --b X=2 --pairs 5
@@ -54,7 +55,11 @@ def _wait_up(url: str, seconds: float = 15) -> None:
 
 
 def run_once(
-    env: dict[str, str], duration: float, port: int = 9202, runtime: str = RUNTIME
+    env: dict[str, str],
+    duration: float,
+    port: int = 9202,
+    runtime: str = RUNTIME,
+    batch: int = 100,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data:
         target = subprocess.Popen(
@@ -85,7 +90,8 @@ def run_once(
             faults0, cpu0 = _stat(sut.pid)
             load = subprocess.run(
                 [
-                    *("taskset", "-c", "1", PYTHON, str(HERE / "loadgen.py"), "--batch", "100"),
+                    *("taskset", "-c", "1", PYTHON, str(HERE / "loadgen.py")),
+                    *("--batch", str(batch)),
                     *("--concurrency", "16", "--duration", str(duration), "--token", TOKEN),
                     f"http://127.0.0.1:{port}/auth0",
                 ],
@@ -122,6 +128,7 @@ def main() -> int:
         " versions of the code can be compared",
     )
     p.add_argument("--pairs", type=int, default=4)
+    p.add_argument("--batch", type=int, default=100, help="records per request")
     p.add_argument("--duration", type=float, default=5.0)
     args = p.parse_args()
     sides = {"A": _env(args.a), "B": _env(args.b)}
@@ -131,7 +138,7 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     for n in range(args.pairs):
         for side, env in sides.items():
-            got = run_once(env, args.duration, runtime=runtimes[side])
+            got = run_once(env, args.duration, runtime=runtimes[side], batch=args.batch)
             results[side].append(got)
             print(
                 f"pair {n + 1} {side}: {got['cpu_us_per_record']:6.2f} us CPU/record,"

@@ -42,7 +42,7 @@ def encode_docs(docs: list[bytes]) -> bytes:
     return b",".join(parts)
 
 
-def decode_events(payload: bytes) -> EncodedEvents:
+def decode_events(payload: bytes | memoryview) -> EncodedEvents:
     if payload[:1] == _RUN:
         (count,) = _COUNT.unpack_from(payload, 1)
         lengths = list(struct.unpack_from(f"<{count}I", payload, 5))

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -116,7 +116,7 @@ class SpoolQueue:
 
     async def head(self, max_events: int, after: int = 0) -> list[Batch]:
         connector = self.connector
-        payload_of = self.spool.payload
+        payloads_of = self.spool.payloads
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
@@ -125,16 +125,22 @@ class SpoolQueue:
                 " LIMIT ?",
                 (connector, after, max_events),
             )
-            out: list[Batch] = []
+            taken: list[tuple[Any, ...]] = []
             total = size = 0
-            for seq, created, attempts, next_attempt, count, row_bytes, *stored in rows:
-                if out and (total + count > max_events or size + row_bytes > MAX_BATCH_BYTES):
+            for row in rows:
+                count, row_bytes = row[4], row[5]
+                if taken and (total + count > max_events or size + row_bytes > MAX_BATCH_BYTES):
                     break
-                events = decode_events(payload_of(*stored))
-                out.append(Batch(seq, connector, created, attempts, next_attempt, events))
+                taken.append(row)
                 total += count
                 size += row_bytes
-            return out
+            payloads = payloads_of([row[6:] for row in taken])
+            return [
+                Batch(seq, connector, created, attempts, next_attempt, decode_events(payload))
+                for (seq, created, attempts, next_attempt, *_), payload in zip(
+                    taken, payloads, strict=True
+                )
+            ]
 
         return await self.spool.aread(query)
 

@@ -53,6 +53,9 @@ _INSERT = (
 )
 _INSERT_NEW = _INSERT + " RETURNING id"
 _CHUNK = 500
+_FEW = 8
+"""Up to this many ids, reading the new ones back costs less than a savepoint's two more
+statements."""
 
 
 def create(conn: sqlite3.Connection, now: float | None = None) -> None:
@@ -78,6 +81,9 @@ def insert_new(conn: sqlite3.Connection, connector: str, ids: Sequence[str]) -> 
     for start in range(0, len(ids), _CHUNK):
         part = ids[start : start + _CHUNK]
         chunk = orjson.dumps(part).decode()
+        if len(part) <= _FEW:  # one statement, a row or so back
+            fresh.update(row[0] for row in conn.execute(_INSERT_NEW, (connector, chunk)))
+            continue
         # Usually every id is new: the insert's row count says so, and no row comes back
         # (each fetched row would be a step of its own, each letting go of the GIL).
         conn.execute("SAVEPOINT seen")

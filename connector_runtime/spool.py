@@ -9,7 +9,7 @@ returned, so an acknowledged event is on disk whatever happens to the process.
 Tables:
 - ``batches``: one row per accepted request (not per event), in arrival order (``seq``),
   with retry state. Its events' documents, joined with ``,`` after their lengths
-  (:mod:`connector_runtime.payloads`), are in a segment file
+  (:mod:`connector_runtime.payloads`), are in a segment file (small ones in the row)
   (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
@@ -179,6 +179,10 @@ def _settle_futures(items: Sequence[tuple[asyncio.Future[Any], Any, Any]]) -> No
             future.set_result(value)
 
 
+INLINE_BYTES = 8192
+"""Payloads up to this size stay in their row (a request of a few records): they fit in a
+page, and a commit of only such rows needs no segment write and no second fsync."""
+
 _JOB_ERRORS = (sqlite3.IntegrityError, ValueError)
 """What a job may raise that fails the job alone (anything else fails the commit)."""
 
@@ -310,15 +314,44 @@ class Spool:
                 results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
         return results
 
-    def place(self, payload: bytes) -> tuple[bytes, int, int, int]:
-        """In a job: put a row's payload in the current segment; returns the values of the
-        row's ``payload, seg, seg_offset, seg_length`` columns."""
+    def place(self, payload: bytes) -> tuple[bytes, int | None, int, int]:
+        """In a job: put a row's payload in the current segment, or in the row itself when
+        it is small (:data:`INLINE_BYTES`); returns the values of the row's ``payload, seg,
+        seg_offset, seg_length`` columns."""
+        if len(payload) <= INLINE_BYTES:
+            return payload, None, 0, 0
         number, offset = self.segments.put(payload)
         return b"", number, offset, len(payload)
 
     def payload(self, stored: bytes, seg: int | None, offset: int, length: int) -> bytes:
         """A row's payload from its ``payload, seg, seg_offset, seg_length`` columns."""
         return stored if seg is None else self.segments.read(seg, offset, length)
+
+    def payloads(
+        self, rows: Sequence[tuple[bytes, int | None, int, int]]
+    ) -> list[bytes | memoryview]:
+        """:meth:`payload` of each row; rows whose payloads lie one after another in a
+        segment (as a run of appends does) are read with one read, and handed out as views
+        of it."""
+        out: list[bytes | memoryview] = []
+        i = 0
+        while i < len(rows):
+            stored, seg, offset, length = rows[i]
+            if seg is None:
+                out.append(stored)
+                i += 1
+                continue
+            j, end = i + 1, offset + length
+            while j < len(rows) and rows[j][1] == seg and rows[j][2] == end:
+                end += rows[j][3]
+                j += 1
+            data = memoryview(self.segments.read(seg, offset, end - offset))
+            start = 0
+            for row in rows[i:j]:
+                out.append(data[start : start + row[3]])
+                start += row[3]
+            i = j
+        return out
 
     def submit(self, job: Job) -> Future[Any]:
         """Queue ``job(conn)`` for the next group commit; the future resolves after COMMIT."""
@@ -399,12 +432,16 @@ class Spool:
 
 def _add_segment_columns(conn: sqlite3.Connection) -> None:
     """Give a spool from before segment files the columns that point into them, and the
-    index that finds the segments rows still point into (a few look-ups per check)."""
+    index that finds the segments rows still point into (a few look-ups per check; rows
+    that keep their payload inline are not in it)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
     for name in ("seg", "seg_offset", "seg_length"):
         if name not in columns:
             conn.execute(f"ALTER TABLE batches ADD COLUMN {name} INTEGER")
-    conn.execute("CREATE INDEX IF NOT EXISTS batches_by_segment ON batches (seg)")
+    conn.execute("DROP INDEX IF EXISTS batches_by_segment")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS batches_in_segments ON batches (seg) WHERE seg IS NOT NULL"
+    )
 
 
 def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:

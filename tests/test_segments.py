@@ -20,12 +20,14 @@ from connector_runtime.segments import SPARES, segments_dir
 from connector_runtime.spool import Spool
 
 
-def events(prefix: str, n: int, size: int = 100):
+def events(prefix: str, n: int, size: int = 1000):
     data = b'"' + b"x" * size + b'"'
     return [make_event(id=f"{prefix}{i}", source="/s", type="t", data=data) for i in range(n)]
 
 
-def append(spool: Spool, prefix: str, n: int = 10, size: int = 100) -> int:
+def append(spool: Spool, prefix: str, n: int = 10, size: int = 1000) -> int:
+    """Append ``n`` events of ``size`` bytes of data (by default a ~12 KB row: past
+    INLINE_BYTES, so its payload goes to a segment)."""
     return int(spool.submit(spool.append_job("c", events(prefix, n, size), True)).result(5)[0])
 
 
@@ -56,9 +58,9 @@ def test_payloads_live_in_segment_files_and_read_back(tmp_path: Path, cr_loop):
 
 def test_emptied_segments_become_spares_and_are_reused(tmp_path: Path, cr_loop):
     path = tmp_path / "spool.db"
-    spool = Spool(path, segment_bytes=4096)  # each ~2.5 KB row fills most of a segment
+    spool = Spool(path, segment_bytes=65536)  # ~31 KB rows: two to a segment
     for n in range(8):
-        append(spool, f"r{n}-", n=10, size=200)
+        append(spool, f"r{n}-", n=10, size=3000)
     assert len(segment_files(path)) >= 4
     queue = SpoolQueue(spool, "c")
 
@@ -72,7 +74,7 @@ def test_emptied_segments_become_spares_and_are_reused(tmp_path: Path, cr_loop):
     assert len(segment_files(path)) == 1
     assert len(spare_files(path)) == SPARES
     for n in range(2):
-        append(spool, f"s{n}-", n=10, size=200)
+        append(spool, f"s{n}-", n=10, size=3000)
     assert len(spare_files(path)) < SPARES  # a new segment took a spare's file
     assert ids(cr_loop.run(queue.head(1000))) == [f"s{n}-{i}" for n in range(2) for i in range(10)]
     spool.close()
@@ -80,8 +82,8 @@ def test_emptied_segments_become_spares_and_are_reused(tmp_path: Path, cr_loop):
 
 def test_a_retried_remainder_is_written_anew_and_read_back(tmp_path: Path, cr_loop):
     path = tmp_path / "spool.db"
-    spool = Spool(path, segment_bytes=4096)
-    append(spool, "a", n=6, size=300)
+    spool = Spool(path, segment_bytes=65536)
+    append(spool, "a", n=6, size=3000)
     queue = SpoolQueue(spool, "c")
     (batch,) = cr_loop.run(queue.head(100))
     rest = list(batch.events[4:])
@@ -91,7 +93,7 @@ def test_a_retried_remainder_is_written_anew_and_read_back(tmp_path: Path, cr_lo
     assert ids([again]) == ["a4", "a5"] and again.attempts == 1
     spool.close()
     # and after a restart, from the file
-    spool = Spool(path, segment_bytes=4096)
+    spool = Spool(path, segment_bytes=65536)
     assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == ["a4", "a5"]
     spool.close()
 
@@ -211,7 +213,7 @@ def test_an_attempt_that_delivered_nothing_leaves_the_stored_events_alone(tmp_pa
     outage does not rewrite the backlog's payloads into new segment space every retry."""
     path = tmp_path / "spool.db"
     spool = Spool(path)
-    append(spool, "a", n=5)
+    append(spool, "a", n=10)
     where = "SELECT seg, seg_offset, seg_length, attempts, last_error FROM batches"
     before = spool.read(lambda c: c.execute(where).fetchone())
     size = sum(p.stat().st_size for p in segments_dir(path).glob("*.seg"))
@@ -224,6 +226,41 @@ def test_an_attempt_that_delivered_nothing_leaves_the_stored_events_alone(tmp_pa
     after = spool.read(lambda c: c.execute(where).fetchone())
     assert after[:3] == before[:3] and after[3:] == (3, "down")
     assert sum(p.stat().st_size for p in segments_dir(path).glob("*.seg")) == size
-    assert queue.pending_events == 5
-    assert ids(cr_loop.run(queue.head(100))) == [f"a{i}" for i in range(5)]
+    assert queue.pending_events == 10
+    assert before[0] is not None and ids(cr_loop.run(queue.head(100))) == [
+        f"a{i}" for i in range(10)
+    ]
+    spool.close()
+
+
+def test_payloads_of_rows_in_a_row_come_from_one_read_and_keep_their_order(tmp_path: Path):
+    path = tmp_path / "spool.db"
+    spool = Spool(path, segment_bytes=20000)
+    for n in range(5):
+        append(spool, f"p{n}-", n=3, size=3000)  # ~9.3 KB rows: two to a segment
+    rows = spool.read(
+        lambda c: c.execute("SELECT payload, seg, seg_offset, seg_length FROM batches").fetchall()
+    )
+    assert len({r[1] for r in rows}) >= 2  # they span segments
+    stored = (encode_events(events("db", 2)), None, 0, 0)
+    mixed = [stored, *rows[:3], stored, rows[4], rows[3]]  # out of order at the end
+    got = spool.payloads(mixed)
+    assert [bytes(p) for p in got] == [spool.payload(*r) for r in mixed]
+    spool.close()
+
+
+def test_small_payloads_stay_in_their_row_and_need_no_segment(tmp_path: Path, cr_loop):
+    """A request of a few records: its payload fits a page, and a commit of such rows
+    writes (and syncs) no segment at all."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    for n in range(3):
+        append(spool, f"s{n}-", n=2, size=100)
+    rows = spool.read(lambda c: c.execute("SELECT payload, seg FROM batches").fetchall())
+    assert all(seg is None and len(payload) > 200 for payload, seg in rows)
+    assert segment_files(path) == []
+    append(spool, "big", n=10)
+    expected = [f"s{n}-{i}" for n in range(3) for i in range(2)] + [f"big{i}" for i in range(10)]
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == expected
+    assert len(segment_files(path)) == 1
     spool.close()
