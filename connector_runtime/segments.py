@@ -17,6 +17,8 @@ The rules that keep acknowledged events safe:
   asks the database after a commit), and never while it is the one being written.
 - A new segment is created (or a spare renamed to it) with its directory synced before a
   row can point into it.
+- One process at a time: the directory's ``lock`` file is held (``flock``) while a spool
+  is open.
 - Emptied segments are kept as spares (a few) and overwritten later: writing over a file's
   existing blocks makes a cheaper ``fdatasync`` than growing one, and reuses warm pages.
 
@@ -26,6 +28,7 @@ the row exists.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -61,8 +64,17 @@ class Segments:
         self.segment_bytes = segment_bytes
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise SpoolError(f"cannot create spool segments {directory}: {exc}") from None
+        try:  # two processes writing one spool's segments would overwrite each other
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock)
+            raise SpoolError(
+                f"spool {directory.parent} is in use by another process (its segments are"
+                " locked); give each runtime its own data dir"
+            ) from None
         self._spares: list[Path] = []
         self._numbers: set[int] = set()  # segment files that exist and are not spares
         self._current: int | None = None
@@ -153,6 +165,7 @@ class Segments:
             self._drop(number)
 
     def close(self) -> None:
+        """Close every descriptor and let the spool go (another process may open it)."""
         self._close_full()
         with self._readers_lock:
             readers, self._readers = self._readers, {}
@@ -161,6 +174,9 @@ class Segments:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._lock >= 0:
+            os.close(self._lock)  # releases the lock
+            self._lock = -1
 
     # -- any thread ------------------------------------------------------------------
 

@@ -198,7 +198,11 @@ class Spool:
     def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.path = path
         self._conn = connect(path)
-        self.segments = Segments(segments_dir(path), segment_bytes)
+        try:
+            self.segments = Segments(segments_dir(path), segment_bytes)
+        except SpoolError:
+            self._conn.close()
+            raise
         try:
             seen.create(self._conn)
             _add_segment_columns(self._conn)
@@ -212,6 +216,7 @@ class Spool:
             )
         except (sqlite3.Error, OSError, SpoolError) as exc:
             self._conn.close()
+            self.segments.close()
             if isinstance(exc, SpoolError):
                 raise
             raise SpoolError(f"cannot open spool {path}: {exc}") from None

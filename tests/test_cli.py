@@ -210,3 +210,25 @@ def test_schema_prints_type_and_manifest_schemas():
 def test_usage_errors_exit_2():
     assert cli("frobnicate").returncode == 2
     assert cli("run").returncode == 2
+
+
+def test_a_second_runtime_on_a_data_dir_in_use_exits_with_one_line(
+    tmp_path: Path, recording_target: RecordingTarget
+):
+    manifest = write_manifest(
+        tmp_path / "m.yaml",
+        [
+            connector_doc(
+                "tenant-a", "auth0", {}, {"type": "http", "config": {"url": recording_target.url}}
+            )
+        ],
+    )
+    first = RuntimeProcess(manifest, tmp_path / "data").start()
+    try:
+        second = cli("run", str(manifest), "--port", "0", "--data-dir", str(tmp_path / "data"))
+        assert second.returncode != 0
+        assert "is in use by another process" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert post(first.url + "/tenant-a", jsonl(batch(2))).status == 200  # still serving
+    finally:
+        assert first.terminate() == 0

@@ -264,3 +264,30 @@ def test_small_payloads_stay_in_their_row_and_need_no_segment(tmp_path: Path, cr
     assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == expected
     assert len(segment_files(path)) == 1
     spool.close()
+
+
+def test_a_spool_is_written_by_one_process_at_a_time(tmp_path: Path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    opener = (
+        "import sys; from pathlib import Path; from connector_runtime.spool import Spool;"
+        " from connector_runtime.errors import SpoolError\n"
+        "try:\n    Spool(Path(sys.argv[1])).close()\n"
+        "except SpoolError as exc:\n    print(exc); sys.exit(3)\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", opener, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert other.returncode == 3
+    assert other.stdout.strip() == (
+        f"spool {segments_dir(path).parent} is in use by another process (its segments are"
+        " locked); give each runtime its own data dir"
+    )
+    spool.close()
+    again = subprocess.run(
+        [sys.executable, "-c", opener, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
