@@ -13,17 +13,18 @@ from tests.procs import RuntimeProcess, cli, write_manifest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tenant_manifest(tmp_path: Path, target: RecordingTarget) -> Path:
+    """A manifest of one auth0 connector, ``tenant-a``, with no token, into ``target``."""
+    return write_manifest(
+        tmp_path / "m.yaml",
+        [connector_doc("tenant-a", "auth0", {}, {"type": "http", "config": {"url": target.url}})],
+    )
+
+
 def test_run_prints_the_webhook_url_and_warns_without_a_token(
     tmp_path: Path, recording_target: RecordingTarget
 ):
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        [
-            connector_doc(
-                "tenant-a", "auth0", {}, {"type": "http", "config": {"url": recording_target.url}}
-            )
-        ],
-    )
+    manifest = tenant_manifest(tmp_path, recording_target)
     proc = RuntimeProcess(manifest, tmp_path / "data").start()
     try:
         log = proc.log()
@@ -215,14 +216,7 @@ def test_usage_errors_exit_2():
 def test_a_second_runtime_on_a_data_dir_in_use_exits_with_one_line(
     tmp_path: Path, recording_target: RecordingTarget
 ):
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        [
-            connector_doc(
-                "tenant-a", "auth0", {}, {"type": "http", "config": {"url": recording_target.url}}
-            )
-        ],
-    )
+    manifest = tenant_manifest(tmp_path, recording_target)
     first = RuntimeProcess(manifest, tmp_path / "data").start()
     try:
         second = cli("run", str(manifest), "--port", "0", "--data-dir", str(tmp_path / "data"))
