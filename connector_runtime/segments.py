@@ -28,6 +28,7 @@ the row exists.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -48,6 +49,7 @@ RETIRE_EVERY = 0.5
 
 _IOV_MAX = 1024
 _SUFFIX = ".seg"
+_SPARE = "spare-"
 
 
 def segments_dir(spool_path: Path) -> Path:
@@ -94,11 +96,14 @@ class Segments:
         into to the end of the last payload there; a missing or short file is damage
         (raise). Files no row needs become spares, or are deleted."""
         found: dict[int, Path] = {}
+        spent = [0]  # numbers spares had: new segments are numbered past them too
         for entry in self.directory.iterdir():
             if entry.suffix == _SUFFIX and entry.stem.isdigit():
                 found[int(entry.stem)] = entry
-            elif entry.name.startswith("spare-"):
+            elif entry.name.startswith(_SPARE):
                 self._spares.append(entry)
+                was = entry.name.removeprefix(_SPARE)
+                spent.append(int(was) if was.isdigit() else 0)
         for number, end in sorted(needed.items()):
             path = found.get(number)
             size = path.stat().st_size if path is not None else -1
@@ -108,7 +113,7 @@ class Segments:
                     f"spool damaged: segment {self.directory / _name(number)} {state};"
                     " the spool's rows point into it"
                 )
-        self._next = max([0, *found, *needed]) + 1
+        self._next = max([*spent, *found, *needed]) + 1
         self._numbers = set(found)
         for number in sorted(set(found) - set(needed)):
             self._drop(number)
@@ -207,7 +212,8 @@ class Segments:
         self._next += 1
         path = self.directory / _name(number)
         if self._spares:
-            os.rename(self._spares.pop(), path)
+            with contextlib.suppress(FileNotFoundError):  # a spare removed by hand: a new file
+                os.rename(self._spares.pop(), path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         _sync_dir(self.directory)  # the name must last before a row points to it
         if self._fd >= 0:
@@ -228,7 +234,7 @@ class Segments:
             os.close(fd)
         try:
             if len(self._spares) < SPARES:
-                spare = self.directory / f"spare-{number}"
+                spare = self.directory / f"{_SPARE}{number}"
                 os.rename(path, spare)
                 self._spares.append(spare)
             else:

@@ -291,3 +291,36 @@ def test_a_spool_is_written_by_one_process_at_a_time(tmp_path: Path):
         [sys.executable, "-c", opener, str(path)], capture_output=True, text=True, timeout=60
     )
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_after_a_restart_with_only_spares_left_new_segments_do_not_reuse_their_names(
+    tmp_path: Path, cr_loop
+):
+    path = tmp_path / "spool.db"
+
+    def cycle(spool: Spool, tag: str, rows: int) -> None:
+        """Append ``rows`` (~31 KB each, two to a segment), deliver them, drop segments."""
+        for n in range(rows):
+            append(spool, f"{tag}{n}-", n=10, size=3000)
+        queue = SpoolQueue(spool, "c")
+
+        async def deliver_all() -> None:
+            while batches := await queue.head(1000):
+                await queue.settle([Settlement(b, delivered=len(b.events)) for b in batches])
+
+        cr_loop.run(deliver_all())
+        spool.submit(lambda c: spool.segments.retire(c, force=True)).result(5)
+
+    spool = Spool(path, segment_bytes=65536)
+    cycle(spool, "a", rows=10)  # segments 1-5; three of them end as spares
+    spool.close()
+    Spool(path, segment_bytes=65536).close()  # drops the last segment: spares only
+    spool = Spool(path, segment_bytes=65536)
+    assert segment_files(path) == [] and len(spare_files(path)) == SPARES
+    for k in range(8):  # a segment at a time: numbering passes the spares' old numbers
+        cycle(spool, f"b{k}-", rows=2)
+        assert len(segment_files(path)) == 1 and len(spare_files(path)) <= SPARES
+    cycle(spool, "c", rows=8)  # four segments at once: every spare is taken
+    append(spool, "e", n=10, size=3000)
+    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == [f"e{i}" for i in range(10)]
+    spool.close()
