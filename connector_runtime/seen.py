@@ -81,18 +81,17 @@ def insert_new(conn: sqlite3.Connection, connector: str, ids: Sequence[str]) -> 
     for start in range(0, len(ids), _CHUNK):
         part = ids[start : start + _CHUNK]
         chunk = orjson.dumps(part).decode()
-        if len(part) <= _FEW:  # one statement, a row or so back
-            fresh.update(row[0] for row in conn.execute(_INSERT_NEW, (connector, chunk)))
-            continue
-        # Usually every id is new: the insert's row count says so, and no row comes back
-        # (each fetched row would be a step of its own, each letting go of the GIL).
-        conn.execute("SAVEPOINT seen")
-        if conn.execute(_INSERT, (connector, chunk)).rowcount == len(part):
+        if len(part) > _FEW:
+            # Usually every id is new: the insert's row count says so, and no row comes
+            # back (each fetched row would be a step of its own, each letting go of the
+            # GIL). Otherwise it is undone, and the ids go in reading the new ones back.
+            conn.execute("SAVEPOINT seen")
+            all_new = conn.execute(_INSERT, (connector, chunk)).rowcount == len(part)
+            conn.execute("RELEASE seen" if all_new else "ROLLBACK TO seen")
+            if all_new:
+                fresh.update(part)
+                continue
             conn.execute("RELEASE seen")
-            fresh.update(part)
-            continue
-        conn.execute("ROLLBACK TO seen")
-        conn.execute("RELEASE seen")
         fresh.update(row[0] for row in conn.execute(_INSERT_NEW, (connector, chunk)))
     return fresh
 

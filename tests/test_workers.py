@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, TextIO
 
 from connector_runtime.testing import (
     RecordingTarget,
@@ -21,45 +22,41 @@ from tests.auth0_fixtures import batch, jsonl
 from tests.procs import cli, write_manifest
 
 
-def test_two_workers_share_the_port_and_keep_their_own_shards(
-    recording_target: RecordingTarget, tmp_path: Path
-):
-    recording_target.respond = lambda e: 400 if e.id.endswith("-000000") else 200
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        [
-            connector_doc(
-                "w",
-                "auth0",
-                {},
-                {"type": "http", "config": {"url": recording_target.url, "mode": "binary"}},
-            )
-        ],
+def start_two_workers(
+    tmp_path: Path,
+    target: RecordingTarget,
+    mode: str,
+    delivery: dict[str, Any] | None = None,
+) -> tuple[subprocess.Popen[str], int, TextIO]:
+    """``run --workers 2`` of one auth0 connector ``w`` into ``target``; its stderr goes to
+    ``tmp_path/err.log``. Returns the process, its port and the open log file."""
+    connector = connector_doc(
+        "w", "auth0", {}, {"type": "http", "config": {"url": target.url, "mode": mode}}, delivery
     )
+    manifest = write_manifest(tmp_path / "m.yaml", [connector])
     port = free_port()
     log = open(tmp_path / "err.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "connector_runtime.cli",
-            "run",
-            str(manifest),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--log-format",
-            "text",
+            *(sys.executable, "-m", "connector_runtime.cli", "run", str(manifest)),
+            *("--port", str(port), "--workers", "2", "--data-dir", str(tmp_path / "data")),
+            *("--log-format", "text"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
-        env=dict(os.environ),
+        text=True,
     )
+    return proc, port, log
+
+
+def test_two_workers_share_the_port_and_keep_their_own_shards(
+    recording_target: RecordingTarget, tmp_path: Path
+):
+    recording_target.respond = lambda e: 400 if e.id.endswith("-000000") else 200
+    proc, port, log = start_two_workers(tmp_path, recording_target, "binary")
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
+        wait_listening(port)
         for n in range(60):  # each request on a new connection: the kernel spreads them
             assert post(f"http://127.0.0.1:{port}/w", jsonl(batch(5, f"r{n:03d}-"))).status == 200
         recording_target.wait_for(240)
@@ -101,6 +98,22 @@ def test_two_workers_share_the_port_and_keep_their_own_shards(
     assert log_text.count("webhook URL") == 1
 
 
+def wait_listening(port: int, workers: int = 2, timeout: float = 20) -> None:
+    """Wait until ``workers`` sockets listen on ``port`` (each worker binds its own, with
+    SO_REUSEPORT): before that, the kernel hands every connection to the ones that do."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                listening += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+        if listening >= workers:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{workers} workers did not listen on port {port} in {timeout}s")
+
+
 def _children(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(p) for p in text.split()]
@@ -110,31 +123,11 @@ def test_a_killed_worker_is_started_again_and_delivers_what_it_acknowledged(
     recording_target: RecordingTarget, tmp_path: Path
 ):
     recording_target.respond = lambda e: 503  # hold everything in the shards for now
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        [
-            connector_doc(
-                "w",
-                "auth0",
-                {},
-                {"type": "http", "config": {"url": recording_target.url, "mode": "batch"}},
-                {"retry": {"initialBackoff": "100ms", "maxBackoff": "300ms"}},
-            )
-        ],
-    )
-    port = free_port()
-    log = open(tmp_path / "err.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "connector_runtime.cli", "run", str(manifest)),
-            *("--port", str(port), "--workers", "2", "--data-dir", str(tmp_path / "data")),
-            *("--log-format", "text"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    delivery = {"retry": {"initialBackoff": "100ms", "maxBackoff": "300ms"}}
+    proc, port, log = start_two_workers(tmp_path, recording_target, "batch", delivery)
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
+        wait_listening(port)
         deadline = time.monotonic() + 10
         while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
