@@ -11,12 +11,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from connector_runtime.metrics import ConnectorStats
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
+
+class Gate(Protocol):
+    @property
+    def accepting(self) -> bool: ...
 
 
 def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
@@ -51,6 +57,8 @@ class RequestGuard:
     allowed: tuple[Network, ...] = ()
     trusted_proxies: tuple[Network, ...] = ()
     max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
+    gate: Gate | None = None
+    """The runtime: ``gate.accepting`` turns False when it starts stopping."""
 
     def allows(self, peer: str, forwarded_for: str | None) -> bool:
         """True when no allow-list is set or the client address is in it."""
@@ -58,12 +66,17 @@ class RequestGuard:
             return True
         return _in(client_address(peer, forwarded_for, self.trusted_proxies), self.allowed)
 
-    def admit(self, size: int) -> bool:
-        """Reserve ``size`` bytes in flight; False (nothing reserved) past the cap. A request
-        larger than the whole cap is still admitted when nothing else is in flight."""
-        if self.stats.bytes_in_flight and self.stats.bytes_in_flight + size > (
-            self.max_bytes_in_flight
-        ):
+    @property
+    def accepting(self) -> bool:
+        """False once the runtime is stopping: requests whose headers come later get 503."""
+        return self.gate is None or self.gate.accepting
+
+    def admit(self, size: int, own: int = 0) -> bool:
+        """Reserve ``size`` more bytes in flight for a request that holds ``own`` already;
+        False (nothing reserved) past the cap. A request larger than the whole cap is still
+        admitted when no other request has bytes in flight."""
+        held = self.stats.bytes_in_flight
+        if held > own and held + size > self.max_bytes_in_flight:
             return False
         self.stats.bytes_in_flight += size
         return True

@@ -1,12 +1,17 @@
 """A base Tornado handler for webhook sources.
 
 :class:`SourceHandler` does what every webhook source needs, so a plugin's handler only
-parses its body into events: POST only (405), the connector's source-IP allow-list (403),
-admission control on bytes in flight (503), a body limit (413, checked against
-Content-Length and again while the body streams in), an Authorization token compared in
-constant time (401), accepted Content-Types (415), a request id, W3C ``traceparent``
-carried into the events, one-line JSON error bodies, an access log line and metrics, and
-handing events to the runtime (200 with counts, or 503 + Retry-After).
+parses its body into events. As soon as the headers are in, before any body byte is read:
+shutting down (503), the connector's source-IP allow-list (403), POST only (405), the
+Authorization token compared in constant time (401), a declared body over the limit (413)
+and admission control on bytes in flight (503). A request refused there is answered at
+once and its connection closed (the body is drained, never buffered), so an unauthenticated
+request costs at most its headers. While the body streams in: the body limit (413) and,
+for a body of undeclared length (chunked), its bytes counted against the in-flight budget
+as they arrive (503). Then: credentials that cover the body (``verify_body``), accepted
+Content-Types (415), parsing, a request id, W3C ``traceparent`` carried into the events,
+one-line JSON error bodies, an access log line and metrics, and handing events to the
+runtime (200 with counts, or 503 + Retry-After).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from connector_runtime.errors import Unavailable
@@ -43,11 +49,15 @@ JSON_CONTENT_TYPES = frozenset(
 )
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_MEDIA_TYPE = re.compile(r"(?=.{3,127}$)[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 _NONCHARACTERS = "".join(
     chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)
 )
 _UNALLOWED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]")
 
+
+_BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark some senders put before a JSON body; it is skipped."""
 
 _REQUEST_PREFIX = os.urandom(6).hex()
 _request_numbers = itertools.count(1)
@@ -79,6 +89,14 @@ class RequestRejected(HTTPError):
 def media_type(header: str | None) -> str:
     """The lower-cased media type of a Content-Type header, without parameters."""
     return (header or "").split(";", 1)[0].strip().lower()
+
+
+def unsupported_type(mtype: str) -> str:
+    """The 415 reason: names the media type only when it is a plain ``type/subtype`` of
+    at most 127 characters (never control characters or a header's length echoed back)."""
+    if _MEDIA_TYPE.fullmatch(mtype):
+        return f"unsupported Content-Type {mtype!r}"
+    return "unsupported Content-Type"
 
 
 def is_json_like(mtype: str) -> bool:
@@ -143,8 +161,9 @@ class SourceHandler(RequestHandler):
         self.token = token if isinstance(token, str) and token else None
         self._chunks: list[bytes] = []
         self._size = 0
-        self._too_large = False
         self._reserved = 0
+        self._metered = False  # no Content-Length: bytes are admitted as they arrive
+        self._body_read = False
         self._started = time.monotonic()
         self._outcome: dict[str, int] | None = None
         self._rejection: str | None = None
@@ -186,48 +205,61 @@ class SourceHandler(RequestHandler):
     # -- the request path -------------------------------------------------------------
 
     def prepare(self) -> None:
-        given_id = self.request.headers.get("X-Request-Id", "")
+        headers = self.request.headers
+        given_id = headers.get("X-Request-Id", "")
         self.request_id = given_id if _REQUEST_ID.fullmatch(given_id) else new_request_id()
         self.set_header("X-Request-Id", self.request_id)
         guard = self.ctx.guard
         if guard is not None:
             guard.stats.requests_in_flight += 1
             self._counted = True
-        if guard is not None and not guard.allows(
-            self.request.remote_ip or "", self.request.headers.get("X-Forwarded-For")
-        ):
-            raise RequestRejected(403, "source address not allowed")
+            if not guard.accepting:
+                raise RequestRejected(503, "shutting down", retry_after=5)
+            if not guard.allows(self.request.remote_ip or "", headers.get("X-Forwarded-For")):
+                raise RequestRejected(403, "source address not allowed")
         if self.request.method != "POST":
             raise RequestRejected(405, f"method {self.request.method} not allowed; use POST")
-        length = self.request.headers.get("Content-Length")
-        claimed = int(length) if length is not None and length.isdigit() else 0
-        if claimed > self.max_body_bytes:
-            self._too_large = True
-        elif guard is not None:
-            if not guard.admit(claimed):
-                raise RequestRejected(503, "too many bytes in flight", retry_after=1)
-            self._reserved = claimed
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
-            return
-        self._size += len(chunk)
-        if self._size > self.max_body_bytes:
-            self._too_large = True
-            self._chunks.clear()
-            return
-        self._chunks.append(chunk)
-
-    async def post(self) -> None:
-        guard = self.ctx.guard
         try:
             self.authorize()
         except RequestRejected:
             if guard is not None:
                 guard.stats.auth_failures += 1
             raise
-        if self._too_large:
+        length = headers.get("Content-Length")
+        if length is None:
+            self._metered = "Transfer-Encoding" in headers
+            return
+        claimed = int(length) if length.isdigit() else 0  # the connection checked it
+        if claimed > self.max_body_bytes:
             raise RequestRejected(413, f"body larger than {self.max_body_bytes} bytes")
+        if guard is not None:
+            if not guard.admit(claimed):
+                raise RequestRejected(503, "too many bytes in flight", retry_after=1)
+            self._reserved = claimed
+
+    def data_received(self, chunk: bytes) -> None:
+        size = self._size = self._size + len(chunk)
+        if size > self.max_body_bytes:
+            self._refuse(RequestRejected(413, f"body larger than {self.max_body_bytes} bytes"))
+            return
+        if self._metered:
+            guard = self.ctx.guard
+            if guard is not None:
+                if not guard.admit(len(chunk), own=self._reserved):
+                    self._refuse(RequestRejected(503, "too many bytes in flight", retry_after=1))
+                    return
+                self._reserved += len(chunk)
+        self._chunks.append(chunk)
+
+    def _refuse(self, rejection: RequestRejected) -> None:
+        """Answer while the body is still arriving; the connection closes after it."""
+        self._chunks = []
+        self._rejection = rejection.detail
+        self.send_error(rejection.status_code, exc_info=(type(rejection), rejection, None))
+
+    async def post(self) -> None:
+        self._body_read = True
+        guard = self.ctx.guard
         body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks = []
         try:
@@ -238,7 +270,9 @@ class SourceHandler(RequestHandler):
             raise
         mtype = media_type(self.request.headers.get("Content-Type"))
         if not self.accepts_content_type(mtype):
-            raise RequestRejected(415, f"unsupported Content-Type {mtype!r}")
+            raise RequestRejected(415, unsupported_type(mtype))
+        if body[:3] == _BOM:
+            body = body[3:]
         try:
             events = self.events(body)
         except RequestRejected:
@@ -262,6 +296,9 @@ class SourceHandler(RequestHandler):
         self.finish(orjson.dumps(self._outcome))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header(
+            "X-Request-Id", self.request_id or new_request_id()
+        )  # send_error cleared it
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, RequestRejected):
             detail = exc.detail
@@ -275,6 +312,8 @@ class SourceHandler(RequestHandler):
             detail = self._reason
         if status_code == 405:
             self.set_header("Allow", "POST")
+        if not self._body_read:  # answered before the body: the connection closes
+            self.set_header("Connection", "close")
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error": detail}))
 
@@ -323,4 +362,6 @@ class SourceHandler(RequestHandler):
         if isinstance(value, RequestRejected):
             self._rejection = value.detail  # logged once, by on_finish
             return
+        if self._finished and isinstance(value, StreamClosedError):
+            return  # answered early; the rest of the body was never going to come
         super().log_exception(typ, value, tb)

@@ -22,10 +22,6 @@ from connector_runtime.metrics import ConnectorStats
 from connector_runtime.records import EventPredicate, Outcome, Target
 
 
-class Gate(Protocol):
-    accepting: bool
-
-
 class Dedupe(Protocol):
     """Remembers which event ids a connector passed on (see :mod:`connector_runtime.dedupe`)."""
 
@@ -64,10 +60,8 @@ class Pipeline:
         dedupe: Dedupe | None,
         handoff: Handoff,
         stats: ConnectorStats,
-        gate: Gate | None = None,
     ) -> None:
         self.name = name
-        self.gate = gate
         self.predicate = predicate
         self.dedupe = dedupe
         self.handoff = handoff
@@ -76,8 +70,6 @@ class Pipeline:
     async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
         stats = self.stats
         stats.requests += 1
-        if self.gate is not None and not self.gate.accepting:
-            raise Unavailable("shutting down", 5)
         stats.received += len(events)
         predicate = self.predicate
         passed = [e for e in events if predicate(e)] if predicate else list(events)

@@ -157,7 +157,7 @@ class Runtime:
                 handoff = ReceivedHandoff(
                     queue, Quota(delivery, MEMORY_QUEUE_DEFAULT_EVENTS), rate, dispatcher.wake
                 )
-        pipeline = Pipeline(spec.name, predicate, dedupe, handoff, stats, self)
+        pipeline = Pipeline(spec.name, predicate, dedupe, handoff, stats)
         source_type = self.registry.source_types[spec.source.type]
         ctx = SourceContext(
             connector=spec.name,
@@ -171,6 +171,7 @@ class Runtime:
                 allowed=parse_networks(spec.allowed_source_ips),
                 trusted_proxies=self.trusted_proxies,
                 max_bytes_in_flight=spec.max_bytes_in_flight,
+                gate=self,
             ),
         )
         routes = list(source_type.routes(ctx))

@@ -39,6 +39,7 @@ from connector_runtime.manifest import load_manifest
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.runtime import Runtime
 from connector_runtime.server import make_app
+from connector_runtime.watchdog import TimedServer
 
 T = TypeVar("T")
 
@@ -320,7 +321,9 @@ def start_runtime(
     async def boot() -> RunningRuntime:
         runtime = Runtime(manifest, reg, data_dir or where / "data")
         await runtime.start()
-        server = tornado.httpserver.HTTPServer(make_app(runtime), max_body_size=64 << 20)
+        server = TimedServer(
+            make_app(runtime), max_body_size=64 << 20, idle_timeout=60.0, body_timeout=60.0
+        )
         server.listen(port, "127.0.0.1")
         return RunningRuntime(runtime, server, port, loop)
 

@@ -1,4 +1,5 @@
-"""An HTTP server whose idle and body deadlines are kept by one sweep a second.
+"""The HTTP server: idle and body deadlines kept by one sweep a second, and connections
+that answer every request (:mod:`connector_runtime.connection`).
 
 Tornado enforces ``idle_connection_timeout`` (waiting for a request's headers) and
 ``body_timeout`` (reading its body) by wrapping each read in a timeout future; at thousands
@@ -16,9 +17,11 @@ import time
 from typing import Any
 
 import tornado.httpserver
-from tornado import httputil
+from tornado import httputil, iostream
 from tornado.http1connection import HTTP1Connection
 from tornado.ioloop import PeriodicCallback
+
+from connector_runtime.connection import Connection, Lingerer, ServerConnection
 
 log = logging.getLogger("connector_runtime.server")
 
@@ -40,6 +43,16 @@ class TimedServer(tornado.httpserver.HTTPServer):
         self.deadlines: dict[HTTP1Connection, tuple[float, str]] = {}
         """Requests whose headers or body are still being read: (deadline, what)."""
         self._sweeper: PeriodicCallback | None = None
+        self.lingerer = Lingerer()
+
+    def handle_stream(self, stream: iostream.IOStream, address: tuple[Any, ...]) -> None:
+        context = tornado.httpserver._HTTPRequestContext(
+            stream, address, self.protocol, self.trusted_downstream
+        )
+        limit = self.conn_params.max_body_size or 100 * 1024 * 1024
+        conn = ServerConnection(stream, self.conn_params, context, self.lingerer, limit)
+        self._connections.add(conn)
+        conn.start_serving(self)
 
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
@@ -95,8 +108,14 @@ class _Timed(httputil.HTTPMessageDelegate):
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,
     ) -> Any:
+        conn = self.conn
+        if isinstance(conn, Connection) and conn.problem is not None:
+            self.server.deadlines.pop(conn, None)
+            self.delegate = _Answered()
+            conn.refuse()
+            return None
         server = self.server
-        server.deadlines[self.conn] = (time.monotonic() + server.body_timeout, "body")
+        server.deadlines[conn] = (time.monotonic() + server.body_timeout, "body")
         return self.delegate.headers_received(start_line, headers)
 
     def data_received(self, chunk: bytes) -> Any:
@@ -109,3 +128,7 @@ class _Timed(httputil.HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         self.server.deadlines.pop(self.conn, None)
         self.delegate.on_connection_close()
+
+
+class _Answered(httputil.HTTPMessageDelegate):
+    """Stands in for the application after the connection answered a request itself."""

@@ -153,6 +153,7 @@ def check_outcome(served: Served, fmt: str, body: bytes, response: Response) -> 
         check_rejected(response, events)
         return
     counts = response.json()
+    body = body.removeprefix(b"\xef\xbb\xbf")  # the handler skips one leading BOM
     candidates = ("jsonlines", "array", "object") if fmt == "auto" else (fmt,)
     failures = []
     for candidate in candidates:
