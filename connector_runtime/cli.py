@@ -21,7 +21,7 @@ from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
 from connector_runtime.manifest_model import Manifest
 from connector_runtime.plugins import Registry, build_registry
-from connector_runtime.secrets import Redactor
+from connector_runtime.secrets import Redactor, redact_urls
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 log = logging.getLogger("connector_runtime")
@@ -98,11 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_spool(args)
         return cmd_run(args, registry)
     except ManifestError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+        for problem in exc.problems:  # a plugin's check_config may quote a URL too
+            print(f"error: {redact_urls(str(problem))}", file=sys.stderr)
         return EXIT_INPUT
     except ConnectorRuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_urls(str(exc))}", file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_OK

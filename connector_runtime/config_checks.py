@@ -1,21 +1,31 @@
 """Checking config values against JSON Schemas, and naming where a value is.
 
 Problems are (JSON path, message) pairs with paths like ``spec.source.config.events[2]``;
-messages name the bad value, except where the schema marks the value secret.
+messages name the bad value, except where the schema marks the value secret, and show URLs
+without their credentials (:func:`~connector_runtime.secrets.redact_url`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
 
 from connector_runtime.records import JSONSchema
-from connector_runtime.secrets import REDACTED, is_secret_schema, secret_paths
+from connector_runtime.secrets import (
+    REDACTED,
+    is_secret_schema,
+    redact_url,
+    redact_urls,
+    secret_paths,
+)
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_URL_KEY = re.compile(r"(?i)(url|uri|servers?|endpoint)$")
+"""Keys whose string values are URLs, shown redacted even when they lack a scheme."""
 
 
 def format_path(path: Sequence[Any]) -> str:
@@ -64,7 +74,8 @@ def schema_problems(
     found: list[tuple[str, str]] = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
         rel = tuple(error.absolute_path)
-        found.append((format_path((*prefix, *rel)), _message(error, rel, hidden)))
+        message = redact_urls(_message(error, rel, hidden))
+        found.append((format_path((*prefix, *rel)), message))
     return found
 
 
@@ -74,7 +85,11 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
     secret = any(rel[: len(h)] == h for h in hidden) or (
         isinstance(subschema, Mapping) and is_secret_schema(subschema)
     )
-    value = REDACTED if secret else _short(error.instance)
+    shown = error.instance
+    keys = [step for step in rel if isinstance(step, str)]
+    if isinstance(shown, str) and keys and _URL_KEY.search(keys[-1]):
+        shown = redact_url(shown)
+    value = REDACTED if secret else _short(shown)
     kind = error.validator
     expected: Any = error.validator_value
     if kind == "required":

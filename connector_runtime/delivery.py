@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import Event
 from connector_runtime.records import Target
+from connector_runtime.secrets import redact_urls
 
 
 @dataclass
@@ -41,6 +42,11 @@ async def _one(target: Target, chunk: Sequence[Event]) -> tuple[dict[int, str], 
     try:
         result = await target.send(chunk)
     except DeliveryError as exc:
-        every = dict.fromkeys(range(len(chunk)), exc.reason)
+        every = dict.fromkeys(range(len(chunk)), redact_urls(exc.reason))
         return (every, {}) if exc.permanent else ({}, every)
-    return dict(result.rejected), dict(result.retry)
+    # Reasons become logs, last_error and dead-letter reasons: no credentials of a URL a
+    # target quoted in them (only failed events have one).
+    return (
+        {i: redact_urls(r) for i, r in result.rejected.items()},
+        {i: redact_urls(r) for i, r in result.retry.items()},
+    )

@@ -77,7 +77,12 @@ class DeliveryError(ConnectorRuntimeError):
 
 
 class SpoolError(ConnectorRuntimeError):
-    """The durable spool cannot be opened or written."""
+    """The durable spool cannot be opened or written; ``cause`` says why in a few words
+    (``no space left on device``), for answers that name the spool themselves."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class Unavailable(ConnectorRuntimeError):

@@ -99,7 +99,7 @@ class DurableHandoff:
         try:
             appended = await self.spool.run(job)
         except SpoolError as exc:
-            raise Unavailable(f"spool unavailable: {exc}", 10) from None
+            raise Unavailable(f"spool unavailable: {exc.cause}", 10) from None
         if appended.stored:
             self.queue.added(appended.stored, appended.size)
             self.wake.set()

@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
 from connector_runtime.errors import DeliveryError
+from connector_runtime.secrets import redact_url, redact_urls
 
 MSG_ID_HEADER: Final = "Nats-Msg-Id"
 RECONNECT_WAIT: Final = 1
@@ -45,7 +46,7 @@ def classify(exc: BaseException, timeout: float, awaited: str = "PubAck") -> tup
         return True, f"invalid message: {type(exc).__name__}"
     if isinstance(exc, TimeoutError):  # nats.errors.TimeoutError too
         return False, f"no {awaited} within {timeout:g}s"
-    text = " ".join(str(exc).split())
+    text = redact_urls(" ".join(str(exc).split()))
     return False, f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -132,7 +133,7 @@ class Connection:
         except TimeoutError:
             self.log.warning(
                 "NATS at %s not reachable yet (%s); retrying until it is",
-                ", ".join(self.servers),
+                ", ".join(map(redact_url, self.servers)),
                 self.last_error or "connecting",
             )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from connector_runtime import nats_spool, seen
 from connector_runtime.dedupe import SpoolDedupe
 from connector_runtime.dispatcher import Dispatcher, status_of
+from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event
 from connector_runtime.guard import RequestGuard, parse_networks
 from connector_runtime.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
@@ -184,6 +185,8 @@ class Runtime:
         reasons = []
         if not self.accepting:
             reasons.append("shutting down")
+        if self.spool is not None:
+            reasons.extend(self.spool.readiness())
         for c in self.connectors:
             why = c.over_quota()
             if why:
@@ -191,8 +194,9 @@ class Runtime:
         return reasons
 
     async def _housekeep(self) -> None:
-        """Sample drain rates every second; rotate the dedupe window when due (looked at
-        every minute, or four times per window when that is shorter)."""
+        """Sample drain rates every second; while the spool cannot be written, probe
+        whether it can again; rotate the dedupe window when due (looked at every minute,
+        or four times per window when that is shorter)."""
         window = min((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)
         every = min(ROTATE_EVERY, max(1.0, window / 4))
         last_rotation = 0.0
@@ -201,6 +205,8 @@ class Runtime:
             for c in self.connectors:
                 if c.dispatcher is not None:
                     c.rate.sample(c.stats.delivered)
+            if self.spool is not None and self.spool.readiness():
+                await asyncio.to_thread(self.spool.probe)
             if self.spool is not None and time.monotonic() - last_rotation > every:
                 last_rotation = time.monotonic()
                 await self._rotate(self.spool)
@@ -218,6 +224,9 @@ class Runtime:
             return
         try:
             await spool.run(lambda conn: seen.rotate(conn, now))
+        except SpoolError as exc:  # e.g. the disk is full: /readyz says so already
+            log.error("rotating the dedupe window failed: %s", exc)
+            return
         except Exception:
             log.exception("rotating the dedupe window failed")
             return

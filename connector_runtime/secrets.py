@@ -1,15 +1,64 @@
 """Secret handling: which config values are secret, and redacting them from text.
 
 A schema marks a property secret with ``"x-secret": true`` (``writeOnly: true`` counts too).
+URLs may carry credentials of their own (``user:pass@``, ``?api_key=…``) whatever the
+schema says: :func:`redact_url` hides them, :func:`redact_urls` does so for every URL in a
+piece of text. Both are used wherever a URL can be printed.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "<redacted>"
+URL_REDACTED = "***"
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`\\]+")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo and the values of its query and fragment replaced by
+    ``***``: ``http://u:p@h:1/x?key=v`` → ``http://***@h:1/x?key=***``.
+
+    Every query value goes, not only those with secret-looking keys: there is no telling
+    what a target takes its credentials in. Never raises; a string without ``scheme://``
+    is read as starting with the host (a URL that lost its scheme still hides its
+    credentials)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if found != -1:
+            cut = min(cut, found)
+    netloc, rest = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        netloc = URL_REDACTED + "@" + netloc.rpartition("@")[2]
+    rest, hash_mark, fragment = rest.partition("#")
+    path, question, query = rest.partition("?")
+    if query:
+        query = "&".join(_redact_param(p) for p in query.split("&"))
+    return f"{scheme}{sep}{netloc}{path}{question}{query}" + (
+        hash_mark + URL_REDACTED if fragment else hash_mark
+    )
+
+
+def _redact_param(param: str) -> str:
+    if not param:
+        return param
+    key, eq, _ = param.partition("=")
+    return f"{key}={URL_REDACTED}" if eq else URL_REDACTED
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with :func:`redact_url` applied to every ``scheme://…`` in it."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
 
 
 def is_secret_schema(schema: Mapping[str, Any]) -> bool:
@@ -101,7 +150,8 @@ class Redactor:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that removes secret values from every record's message."""
+    """A logging filter that removes secret values, and credentials in URLs
+    (:func:`redact_urls`), from every record's message."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -109,7 +159,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = self.redactor(message)
+        clean = redact_urls(self.redactor(message))
         if clean != message:
             record.msg = clean
             record.args = None

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from connector_runtime import seen
+from connector_runtime.datadir import WriteHealth, cause_of, open_failure
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event, docs_of, ids_of
 from connector_runtime.payloads import encode_docs
@@ -138,7 +139,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:
-        raise SpoolError(f"cannot open spool {path}: {exc}") from None
+        raise SpoolError(open_failure(path, exc)) from None
     return conn
 
 
@@ -219,7 +220,7 @@ class Spool:
             self.segments.close()
             if isinstance(exc, SpoolError):
                 raise
-            raise SpoolError(f"cannot open spool {path}: {exc}") from None
+            raise SpoolError(open_failure(path, exc)) from None
         # Checkpoints (copying the WAL back into the database file, with an fsync) run in a
         # thread of their own, so commits never wait for one; the writer checkpoints only
         # as a backstop if the WAL outgrows WAL_BACKSTOP_PAGES.
@@ -237,6 +238,9 @@ class Spool:
             daemon=True,
         )
         self.commits = 0
+        self.health = WriteHealth(path.parent)
+        """Whether writes land: marked by a commit that failed for want of space (or a
+        read-only or failing disk), cleared by :meth:`probe`."""
         self._thread.start()
         self._checkpointer.start()
 
@@ -290,7 +294,9 @@ class Spool:
             self.segments.discard()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            error = SpoolError(f"spool write failed: {exc}")
+            self.health.failed(exc)
+            cause = cause_of(exc)
+            error = SpoolError(f"spool write failed: {cause}", cause)
             _resolve([(waiter, None, error) for _, waiter in jobs])
             return
         _resolve(results)
@@ -378,6 +384,16 @@ class Spool:
             raise SpoolError("spool is closed")
         self._jobs.put((job, (loop, future)))
         return await future
+
+    def readiness(self) -> list[str]:
+        """Why the spool should get no requests now (empty when it can take them)."""
+        why = self.health.reason
+        return [why] if why is not None else []
+
+    def probe(self) -> None:
+        """While writes fail for want of space (or a read-only or failing disk), look
+        whether they would land again (a small write and fsync); clears :meth:`readiness`."""
+        self.health.probe()
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only query on the reader connection (sees committed data only)."""

@@ -199,7 +199,7 @@ def test_a_failed_segment_write_fails_its_commit_and_loses_nothing(tmp_path: Pat
     spool.close()
     failed = [o for o in outcomes if isinstance(o, str)]
     assert failed and all(f.startswith("spool write failed: ") for f in failed)
-    assert "File too large" in failed[0]
+    assert failed[0] == "spool write failed: file too large"
     stored = [f"b{n}-{i}" for n, o in enumerate(outcomes) if o == 10 for i in range(10)]
     assert 0 < len(stored) < 80
     # Every acknowledged event reads back; a failed commit left no row behind.
