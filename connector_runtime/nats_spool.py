@@ -5,10 +5,11 @@ its PubAck), so a runtime replica holds nothing another replica could not delive
 replica pulls from the same durable consumer (work-queue style) and delivers to the
 connector's target.
 
-- :class:`NatsSpoolHandoff` (``ack: durable``): publishes each event (msgpack, one per
-  message) with ``Nats-Msg-Id`` = the event id, so the stream's duplicate window drops a
-  redelivery whichever replica gets it; PubAcks saying ``duplicate`` are counted as
-  duplicates. Any failure is a 503: a partial publish is harmless, the retry is deduped.
+- :class:`NatsSpoolHandoff` (``ack: durable``): publishes each event (a structured-mode
+  CloudEvent in JSON, one per message) with ``Nats-Msg-Id`` = the event id, so the
+  stream's duplicate window drops a redelivery whichever replica gets it; PubAcks saying
+  ``duplicate`` are counted as duplicates. Any failure is a 503: a partial publish is
+  harmless, the retry is deduped.
 - :class:`NatsQueue` (a :class:`~connector_runtime.queues.BatchQueue`): fetches messages
   from the durable pull consumer, one :class:`NatsBatch` each; settling acks delivered and
   dead-lettered ones (dead letters go to the local SQLite spool, so ``connector-runtime

@@ -2,8 +2,9 @@
 
 :class:`SpoolStream` connects in the background (see :class:`~connector_runtime.nats_common.
 Connection`), creates the stream (work-queue retention unless the manifest says ``limits``)
-and the durable pull consumer when missing, and publishes events as msgpack, one message
-each, with ``Nats-Msg-Id`` = the event id. An existing stream is never changed; the
+and the durable pull consumer when missing, and publishes events as structured-mode
+CloudEvents (the JSON event format, ``content-type: application/cloudevents+json``), one
+message each, with ``Nats-Msg-Id`` = the event id. An existing stream is never changed; the
 consumer is made to match what the manifest asks (JetStream updates what it can).
 """
 
@@ -30,7 +31,8 @@ from connector_runtime.nats_common import (
 )
 from connector_runtime.payloads import encode_event
 
-CONTENT_TYPE: Final = "application/vnd.connector-runtime.event+msgpack"
+CONTENT_TYPE: Final = "application/cloudevents+json; charset=utf-8"
+"""What the stream's messages hold: one structured-mode CloudEvent (JSON event format)."""
 PUBLISH_SLOTS: Final = 256
 """Publishes awaiting their PubAck at once, per connector."""
 MAX_ACK_PENDING: Final = 20_000

@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from pathlib import Path
 
 import nats
 import pytest
@@ -243,6 +244,35 @@ def test_target_down_everything_acknowledged_then_delivered(
     _wait(lambda: stream_count([nats_server.url], STREAM) == 0)
     _wait(lambda: queue.pending_events == 0)  # from the consumer's counts
     assert running.runtime.connectors[0].stats.retried > 0
+
+
+@requires_nats_server
+def test_stream_messages_are_structured_json_cloudevents_as_labelled(
+    nats_server, tmp_path, replicas
+):
+    """What the spool stream holds, read back from JetStream: the label and the bytes agree
+    (and the docs say the same)."""
+    down = f"http://127.0.0.1:{free_port()}/"  # nothing delivers: the messages stay
+    docs = [_connector(down, _delivery([nats_server.url]))]
+    running = replicas(docs)
+    assert post(running.connector_url("tenant"), auth0_lines([log_id(7)])).status == 200
+
+    async def first_message():
+        nc = await nats.connect(nats_server.url)
+        try:
+            return await nc.jetstream().get_msg(STREAM, 1)
+        finally:
+            await nc.close()
+
+    msg = asyncio.run(first_message())
+    assert msg.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
+    assert msg.headers["Nats-Msg-Id"] == log_id(7)
+    document = json.loads(msg.data)
+    assert document["specversion"] == "1.0" and document["id"] == log_id(7)
+    assert document["type"] == "com.auth0.log.s"
+    assert "content-type: application/cloudevents+json" in (
+        Path(__file__).parents[1] / "docs" / "nats.md"
+    ).read_text().replace("\n", " ")
 
 
 @requires_nats_server
