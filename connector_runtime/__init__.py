@@ -1,7 +1,10 @@
 """connector-runtime: webhook sources in, CloudEvents out, through pluggable plugins.
 
 The public surface for plugin authors: the hook marker, the records a plugin registers,
-the event model, the base webhook handler and the errors.
+the event model and its checks, the base webhook handler and its helpers, the manifest's
+model and loading, the plugin registry, and the errors. Plugins, the scaffold's templates
+and the docs import from here (and from ``connector_runtime.testing`` and
+``connector_runtime.conformance``) only; every other module is internal and may move.
 """
 
 from connector_runtime.errors import (
@@ -12,10 +15,29 @@ from connector_runtime.errors import (
     SpoolError,
     Unavailable,
 )
-from connector_runtime.events import Event, make_event, to_batch, to_binary, to_structured
-from connector_runtime.handler import RequestRejected, SourceHandler
+from connector_runtime.events import (
+    AttributeValue,
+    Event,
+    bracketed,
+    is_extension_name,
+    is_json_content_type,
+    is_rfc3339,
+    make_event,
+    to_batch,
+    to_binary,
+    to_structured,
+)
+from connector_runtime.handler import (
+    DEFAULT_MAX_BODY_BYTES,
+    RequestRejected,
+    SourceHandler,
+    is_json_like,
+    media_type,
+)
 from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest_model import ConnectorSpec
+from connector_runtime.manifest import load_manifest
+from connector_runtime.manifest_model import ComponentSpec, ConnectorSpec
+from connector_runtime.plugins import build_registry
 from connector_runtime.records import (
     EventPredicate,
     Outcome,
@@ -31,6 +53,9 @@ from connector_runtime.records import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "AttributeValue",
+    "ComponentSpec",
     "ConnectorRuntimeError",
     "ConnectorSpec",
     "DeliveryError",
@@ -51,8 +76,16 @@ __all__ = [
     "TargetType",
     "Unavailable",
     "__version__",
+    "bracketed",
+    "build_registry",
     "hookimpl",
+    "is_extension_name",
+    "is_json_content_type",
+    "is_json_like",
+    "is_rfc3339",
+    "load_manifest",
     "make_event",
+    "media_type",
     "to_batch",
     "to_binary",
     "to_structured",

@@ -292,3 +292,43 @@ def test_example_plugin_tests_pass():
 
 if __name__ == "__main__":
     print("rewrote docs/writing-plugins.md" if sync_guide() else "snippets are up to date")
+
+
+# -- the public façade (issue 14) -------------------------------------------------------
+
+_INTERNAL_IMPORT = re.compile(
+    r"(?:from|import)\s+connector_runtime\.(?!testing\b|conformance\b)([a-z_][\w.]*)"
+    r"|connector_runtime\.(?!testing\b|conformance\b)([a-z_]+)\.[A-Za-z_]"
+)
+
+
+def _public_only_files() -> list[Path]:
+    files = [
+        *ROOT.glob("plugins/*/connector_runtime_*/**/*.py"),
+        *ROOT.glob("plugins/*/tests/**/*.py"),
+        *ROOT.glob("connector_runtime/**/scaffold_template/**/*.tmpl"),
+        *ROOT.glob("docs/**/*.py"),
+        *ROOT.glob("docs/**/*.md"),
+    ]
+    assert len(files) > 30
+    return sorted(files)
+
+
+def test_plugins_templates_and_docs_use_only_the_public_facade():
+    """Plugins, the scaffold's templates and the docs import names exported by
+    ``connector_runtime`` (plus ``.testing`` and ``.conformance``), never an internal
+    module, so internal modules can move without breaking a plugin."""
+    found = []
+    for path in _public_only_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = _INTERNAL_IMPORT.search(line)
+            if match:
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
+
+
+def test_every_name_the_facade_exports_exists():
+    import connector_runtime
+
+    missing = [n for n in connector_runtime.__all__ if not hasattr(connector_runtime, n)]
+    assert missing == []

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from connector_runtime import (
+    ConnectorSpec,
     DeliveryError,
     Event,
+    EventPredicate,
     RequestRejected,
+    Route,
     SendResult,
     SourceContext,
     SourceHandler,
@@ -31,8 +34,6 @@ from connector_runtime import (
     make_event,
     to_structured,
 )
-from connector_runtime.manifest_model import ConnectorSpec
-from connector_runtime.records import EventPredicate, Route
 
 # snippet: source-schema
 ECHO_SCHEMA: Mapping[str, Any] = {

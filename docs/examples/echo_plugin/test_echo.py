@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
+from connector_runtime import build_registry
 from connector_runtime.conformance import SourceConformance
-from connector_runtime.plugins import build_registry
 from connector_runtime.testing import connector_doc, post
 
 import echo

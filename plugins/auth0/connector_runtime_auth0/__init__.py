@@ -15,10 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any, Final
 
-from connector_runtime.events import Event
-from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest_model import ConnectorSpec
-from connector_runtime.records import EventPredicate, SourceType
+from connector_runtime import ConnectorSpec, Event, EventPredicate, SourceType, hookimpl
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes

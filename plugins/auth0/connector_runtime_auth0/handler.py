@@ -1,6 +1,6 @@
 """The Tornado handler for an Auth0 Custom Webhook log stream.
 
-:class:`~connector_runtime.handler.SourceHandler` answers everything but the body (method,
+:class:`connector_runtime.SourceHandler` answers everything but the body (method,
 token, size, Content-Type, handing over, the JSON answer); this handler parses the body in
 the connector's content format and maps each record to a CloudEvent.
 """
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from connector_runtime.events import Event
-from connector_runtime.handler import RequestRejected, SourceHandler
-from connector_runtime.records import Route, SourceContext
+from connector_runtime import Event, RequestRejected, Route, SourceContext, SourceHandler
 
 from connector_runtime_auth0.mapping import Mapper
 from connector_runtime_auth0.parse import ParseError, parse_body

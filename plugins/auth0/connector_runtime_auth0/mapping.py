@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Final
 
 import orjson
-from connector_runtime.events import AttributeValue, Event, is_rfc3339
+from connector_runtime import AttributeValue, Event, is_rfc3339
 
 from connector_runtime_auth0.catalogue import EVENT_TYPES
 from connector_runtime_auth0.parse import Record

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 import msgspec
-from connector_runtime.events import bracketed
+from connector_runtime import bracketed
 
 __all__ = ["FORMATS", "Make", "ParseError", "Record", "detect_format", "parse_body"]
 

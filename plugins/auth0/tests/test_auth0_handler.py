@@ -10,7 +10,7 @@ import json
 import logging
 
 from auth0_records import as_array, as_lines, sample_batch
-from connector_runtime.records import Outcome, SourceContext
+from connector_runtime import Outcome, SourceContext
 from tornado.testing import AsyncHTTPTestCase
 from tornado.web import Application
 

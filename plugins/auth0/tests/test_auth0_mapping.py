@@ -6,7 +6,7 @@ import json
 
 import pytest
 from auth0_records import TENANT, data_text, element, sample_batch
-from connector_runtime.events import make_event, to_binary, to_structured
+from connector_runtime import make_event, to_binary, to_structured
 
 from connector_runtime_auth0.mapping import Mapper, to_event
 from connector_runtime_auth0.parse import Record, parse_body

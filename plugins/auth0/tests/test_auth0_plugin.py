@@ -7,11 +7,16 @@ import logging
 import jsonschema
 import pluggy
 import pytest
-from connector_runtime import hookspecs
-from connector_runtime.events import make_event
-from connector_runtime.handler import DEFAULT_MAX_BODY_BYTES
-from connector_runtime.manifest_model import ComponentSpec, ConnectorSpec
-from connector_runtime.records import Outcome, SourceContext, SourceType
+from connector_runtime import (
+    DEFAULT_MAX_BODY_BYTES,
+    ComponentSpec,
+    ConnectorSpec,
+    Outcome,
+    SourceContext,
+    SourceType,
+    hookspecs,
+    make_event,
+)
 
 import connector_runtime_auth0 as plugin
 from connector_runtime_auth0.handler import Auth0Handler

@@ -16,10 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any, Final
 
-from connector_runtime.events import Event, is_rfc3339
-from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest_model import ConnectorSpec
-from connector_runtime.records import EventPredicate, SourceType
+from connector_runtime import ConnectorSpec, Event, EventPredicate, SourceType, hookimpl, is_rfc3339
 
 from connector_runtime_webhook.attributes import (
     DEFAULT_TYPE,

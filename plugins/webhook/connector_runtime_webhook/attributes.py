@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
-from connector_runtime.events import AttributeValue, Event, is_rfc3339
+from connector_runtime import AttributeValue, Event, is_rfc3339
 
 __all__ = [
     "ATTRIBUTES",

@@ -1,6 +1,6 @@
 """The Tornado handler of a ``webhook`` connector.
 
-:class:`~connector_runtime.handler.SourceHandler` answers everything around the body (method,
+:class:`connector_runtime.SourceHandler` answers everything around the body (method,
 size, Content-Type, handing over, the JSON answer). This handler adds, in request order:
 
 1. :meth:`WebhookHandler.authorize`: the headers half of the ``auth`` check (401);
@@ -19,9 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from connector_runtime.events import Event
-from connector_runtime.handler import RequestRejected, SourceHandler, is_json_like, media_type
-from connector_runtime.records import Route, SourceContext
+from connector_runtime import (
+    Event,
+    RequestRejected,
+    Route,
+    SourceContext,
+    SourceHandler,
+    is_json_like,
+    media_type,
+)
 
 from connector_runtime_webhook.attributes import AttributeMap, AttributeProblem, compile_attributes
 from connector_runtime_webhook.auth import Auth, AuthFailure, Presented, make_auth

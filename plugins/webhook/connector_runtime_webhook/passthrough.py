@@ -25,7 +25,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 import msgspec
-from connector_runtime.events import (
+from connector_runtime import (
     AttributeValue,
     Event,
     is_extension_name,

@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from connector_runtime.events import to_structured
+from connector_runtime import to_structured
 
 from connector_runtime_webhook.parse import ParseError
 from connector_runtime_webhook.passthrough import from_batch, from_binary, from_structured

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from connector_runtime.errors import ManifestError
-from connector_runtime.events import make_event
-from connector_runtime.manifest import load_manifest
-from connector_runtime.manifest_model import ComponentSpec, ConnectorSpec
-from connector_runtime.plugins import build_registry
+from connector_runtime import (
+    ComponentSpec,
+    ConnectorSpec,
+    ManifestError,
+    build_registry,
+    load_manifest,
+    make_event,
+)
 from connector_runtime.testing import connector_doc, write_manifest
 
 import connector_runtime_webhook

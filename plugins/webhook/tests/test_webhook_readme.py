@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from connector_runtime.manifest import load_manifest
-from connector_runtime.plugins import build_registry
+from connector_runtime import build_registry, load_manifest
 from connector_runtime.testing import connector_doc, write_manifest
 
 PLUGIN = Path(__file__).resolve().parent.parent
