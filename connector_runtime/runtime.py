@@ -183,6 +183,8 @@ class Runtime:
         reasons = []
         if not self.accepting:
             reasons.append("shutting down")
+        if self.spool is not None:
+            reasons.extend(self.spool.problems())
         for c in self.connectors:
             why = c.over_quota()
             if why:
