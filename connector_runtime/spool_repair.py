@@ -96,7 +96,7 @@ def render(label: str, damage: list[Damage], repaired: bool) -> list[str]:
         for connector, t in sorted(d.tallies.items()):
             done = "kept" if repaired else "readable"
             lines.append(
-                f"    connector {connector}: {t.rows} row(s): {t.kept} event(s) {done},"
+                f"    connector {connector}: {t.rows} row(s) damaged: {t.kept} event(s) {done},"
                 f" {t.lost} lost"
             )
     return lines
