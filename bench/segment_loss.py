@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, post  # noqa: E402
-from tests.auth0_fixtures import batch, jsonl  # noqa: E402
-from tests.procs import RuntimeProcess, write_manifest  # noqa: E402
+from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, post
+from tests.auth0_fixtures import batch, jsonl
+from tests.procs import RuntimeProcess, write_manifest
 
 
 def lost_rows(spool: Path) -> int:

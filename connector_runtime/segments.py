@@ -149,15 +149,18 @@ class Segments:
         :class:`SegmentDamaged`). Run before the COMMIT of the rows that point to it."""
         pending, self._pending = self._pending, {}
         for number, (fd, start, parts) in pending.items():
-            _write_all(fd, parts, start)
-            try:
-                os.fdatasync(fd)
-            except OSError:  # what reached the disk is unknown now: write elsewhere
-                if fd == self._fd:
-                    self._current = None
-                raise
-            self._ends[number] = max(self._ends.get(number, 0), start + sum(map(len, parts)))
-            why = self._fault(number)
+            why = self._fault(number)  # before: writing past a cut would leave a hole
+            if why is None:
+                _write_all(fd, parts, start)
+                try:
+                    os.fdatasync(fd)
+                except OSError:  # what reached the disk is unknown now: write elsewhere
+                    if fd == self._fd:
+                        self._current = None
+                    raise
+                end = start + sum(map(len, parts))
+                self._ends[number] = max(self._ends.get(number, 0), end)
+                why = self._fault(number)  # after: the file synced is the one a restart opens
             if why is not None:
                 self._mark(number, why, fd)
                 raise SegmentDamaged(f"spool segment {self.label(number)} {why}")

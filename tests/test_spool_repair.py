@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,152 @@ def test_check_and_repair_go_through_every_worker_shard(tmp_path: Path, cr_loop)
         ("shard-1", "10 event(s) lost")
     ]
     Spool(data / "shard-1" / "spool.db").close()  # it opens again
+
+
+# -- in process: the spool's own guard ----------------------------------------------
+
+
+def spool_events(prefix: str, n: int = 10, size: int = 3000):
+    from connector_runtime.events import make_event
+
+    data = b'"' + b"x" * size + b'"'
+    return [make_event(id=f"{prefix}{i}", source="/s", type="t", data=data) for i in range(n)]
+
+
+def append(spool, prefix: str, n: int = 10, size: int = 3000):
+    return spool.submit(spool.append_job("c", spool_events(prefix, n, size), True)).result(5)
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the spool never got there"
+        time.sleep(0.05)
+
+
+def seg_of_rows(spool) -> list[int | None]:
+    return spool.read(lambda c: [r[0] for r in c.execute("SELECT seg FROM batches ORDER BY seq")])
+
+
+def head_ids(cr_loop, queue) -> list[str]:
+    return [e.id for b in cr_loop.run(queue.head(1000)) for e in b.events]
+
+
+def test_a_closed_segment_deleted_while_open_for_reading_is_copied_out(tmp_path: Path, cr_loop):
+    from connector_runtime.queues import SpoolQueue
+    from connector_runtime.spool import Spool
+
+    spool = Spool(tmp_path / "spool.db", segment_bytes=65536)  # ~31 KB rows: two a segment
+    for n in range(4):
+        append(spool, f"r{n}-")
+    queue = SpoolQueue(spool, "c")
+    queue.load_depth()
+    expected = [f"r{n}-{i}" for n in range(4) for i in range(10)]
+    assert head_ids(cr_loop, queue) == expected  # the dispatcher's read opens each segment
+    first = min(segments(tmp_path))
+    first.unlink()  # closed: no commit writes to it any more
+    wait_until(lambda: 1 not in seg_of_rows(spool))
+    assert spool.problems() == [] and head_ids(cr_loop, queue) == expected
+    assert queue.pending_events == 40
+    spool.close()
+    spool = Spool(tmp_path / "spool.db", segment_bytes=65536)  # starts: nothing is missing
+    assert head_ids(cr_loop, SpoolQueue(spool, "c")) == expected
+    spool.close()
+
+
+def test_a_segment_nothing_holds_open_is_reported_as_lost_and_not_read_again(
+    tmp_path: Path, cr_loop
+):
+    from connector_runtime.queues import SpoolQueue
+    from connector_runtime.spool import Spool
+
+    spool = Spool(tmp_path / "spool.db", segment_bytes=65536)
+    for n in range(4):
+        append(spool, f"r{n}-")
+    queue = SpoolQueue(spool, "c")
+    queue.load_depth()
+    min(segments(tmp_path)).unlink()  # never read: no descriptor is open on it
+    wait_until(lambda: 1 not in seg_of_rows(spool))
+    assert head_ids(cr_loop, queue) == [f"r{n}-{i}" for n in (2, 3) for i in range(10)]
+    assert queue.pending_events == 20  # the dispatcher's depth follows
+    reasons = spool.read(
+        lambda c: c.execute("SELECT event_id, reason FROM dead_letters").fetchall()
+    )
+    why = "10 event(s) lost: spool segment spool.db-segments/000000000001.seg was deleted while in use"
+    assert reasons == [("", why), ("", why)]
+    spool.close()
+
+
+def test_a_segment_cut_short_while_written_fails_the_commit_and_keeps_what_is_left(
+    tmp_path: Path, cr_loop
+):
+    from connector_runtime.errors import SpoolError
+    from connector_runtime.queues import SpoolQueue
+    from connector_runtime.spool import Spool
+
+    spool = Spool(tmp_path / "spool.db")
+    for n in range(3):
+        append(spool, f"r{n}-")
+    (segment,) = segments(tmp_path)
+    offset, length = spool.read(
+        lambda c: c.execute("SELECT seg_offset, seg_length FROM batches WHERE seq = 2").fetchone()
+    )
+    os.truncate(segment, offset + length // 2)
+    with pytest.raises(SpoolError) as caught:
+        append(spool, "late-")
+    assert str(caught.value).startswith(
+        f"spool segment spool.db-segments/{segment.name} was cut short while in use (holds"
+    )
+    wait_until(lambda: 1 not in seg_of_rows(spool))  # copied right after the answer
+    got = head_ids(cr_loop, SpoolQueue(spool, "c"))
+    assert got[:10] == [f"r0-{i}" for i in range(10)]
+    assert 10 < len(got) < 20 and got[10:] == [f"r1-{i}" for i in range(len(got) - 10)]
+    append(spool, "late-")  # a new segment takes it
+    spool.close()
+
+
+def test_a_segments_directory_deleted_while_running_is_made_again_and_locked(
+    tmp_path: Path, cr_loop
+):
+    import shutil
+    import subprocess
+    import sys
+
+    from connector_runtime.errors import SpoolError
+    from connector_runtime.queues import SpoolQueue
+    from connector_runtime.spool import Spool
+
+    spool = Spool(tmp_path / "spool.db")
+    append(spool, "a")
+    shutil.rmtree(tmp_path / "spool.db-segments")
+    with pytest.raises(SpoolError, match="was deleted while in use"):
+        append(spool, "b")
+    append(spool, "b")
+    assert head_ids(cr_loop, SpoolQueue(spool, "c")) == [f"{p}{i}" for p in "ab" for i in range(10)]
+    opener = "import sys; from pathlib import Path; from connector_runtime.spool import Spool; Spool(Path(sys.argv[1]))"
+    other = subprocess.run(
+        [sys.executable, "-c", opener, str(tmp_path / "spool.db")], capture_output=True, text=True
+    )
+    assert other.returncode != 0 and "is in use by another process" in other.stderr
+    spool.close()
+
+
+def test_readable_docs_are_the_whole_documents_before_the_cut():
+    from connector_runtime.payloads import encode_docs, readable_docs
+
+    docs = [b'{"id":"a"}', b'{"id":"bb"}', b'{"id":"ccc"}']
+    payload = encode_docs(docs)
+    assert readable_docs(payload, 3) == docs
+    whole_two = payload.index(b'{"id":"ccc"}')
+    assert readable_docs(payload[:whole_two], 3) == docs[:2]
+    assert readable_docs(payload[: whole_two - 2], 3) == docs[:1]
+    assert readable_docs(payload[:6], 3) == []  # the lengths are cut
+    assert readable_docs(payload, 4) == []  # not the row it claims to be
+    assert readable_docs(b"", 3) == []
+
+
+def test_the_readme_gives_the_commands_the_start_up_error_names():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for action in ("check", "repair"):
+        assert f"connector-runtime spool {action} --data-dir data " in readme
+    assert "spool check|repair --data-dir D [--json]" in readme
