@@ -19,10 +19,10 @@ The rules that keep acknowledged events safe:
   row can point into it.
 - One process at a time: the directory's ``lock`` file is held (``flock``) while a spool
   is open (and by ``spool check``/``repair``).
-- A write that did not land is never acknowledged: after the ``fdatasync`` of a segment,
-  its path must still lead to the file written, as long as it was written
-  (:meth:`Segments.flush` raises :class:`SegmentDamaged` otherwise, before the COMMIT); a
-  segment whose sync failed is written no more. :meth:`Segments.check` looks at every
+- A write that did not land is never acknowledged: before the write and after the
+  ``fdatasync`` of a segment, its path must lead to the file this process made, at least as
+  long as it wrote it (:meth:`Segments.flush` raises :class:`SegmentDamaged` otherwise,
+  before the COMMIT); a segment whose sync failed is written no more. :meth:`Segments.check` looks at every
   segment the same way (about once a second). A damaged segment is marked: its rows are
   then copied out of the file still open, where it is (:mod:`connector_runtime.salvage`),
   and nothing opens its path again.
