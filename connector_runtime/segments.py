@@ -22,10 +22,10 @@ The rules that keep acknowledged events safe:
 - A write that did not land is never acknowledged: before the write and after the
   ``fdatasync`` of a segment, its path must lead to the file this process made, at least as
   long as it wrote it (:meth:`Segments.flush` raises :class:`SegmentDamaged` otherwise,
-  before the COMMIT); a segment whose sync failed is written no more. :meth:`Segments.check` looks at every
-  segment the same way (about once a second). A damaged segment is marked: its rows are
-  then copied out of the file still open, where it is (:mod:`connector_runtime.salvage`),
-  and nothing opens its path again.
+  before the COMMIT); a segment whose sync failed is written no more.
+  :meth:`Segments.check` looks at every segment the same way (about once a second). A
+  damaged segment is marked: its rows are then copied out of the file still open, where
+  it is (:mod:`connector_runtime.salvage`), and nothing opens its path again.
 - Emptied segments are kept as spares (a few) and overwritten later: writing over a file's
   existing blocks makes a cheaper ``fdatasync`` than growing one, and reuses warm pages.
 
