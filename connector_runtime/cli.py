@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from connector_runtime import filter_test, scaffold, serving, spool_admin
+from connector_runtime import filter_test, scaffold, serving, spool_admin, spool_repair
 from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.logs import setup_logging
 from connector_runtime.manifest import load_manifest, manifest_schema
@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--connector", help="only this connector's dead letters")
     dlq.add_argument("--all", action="store_true", help="purge: every matching dead letter")
     dlq.add_argument("--json", action="store_true", help="list: print JSON")
-    spool = sub.add_parser("spool", help="spool statistics")
-    spool.add_argument("action", choices=["stats"])
+    spool = sub.add_parser("spool", help="spool statistics; check and repair damage")
+    spool.add_argument("action", choices=["stats", "check", "repair"])
     spool.add_argument("--data-dir", default="data", help="the runtime's data dir")
-    spool.add_argument("--connector", help="only this connector")
+    spool.add_argument("--connector", help="stats: only this connector")
     spool.add_argument("--json", action="store_true", help="print JSON")
     scaffold.add_parser(sub)
     return parser
@@ -252,7 +252,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             for r in rows:
                 status = r["status"] if r["status"] is not None else "-"
                 print(
-                    f"{r['id']}\t{r['connector']}\t{r['eventId']}\t{r['failed']}"
+                    f"{r['id']}\t{r['connector']}\t{r['eventId'] or '-'}\t{r['failed']}"
                     f"\tattempts={r['attempts']}\tstatus={status}\t{r['reason']}"
                 )
             print(f"{len(rows)} dead letter(s)", file=sys.stderr)
@@ -264,6 +264,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
+    if args.action in ("check", "repair"):
+        return cmd_spool_repair(args)
     groups = []
     for _, path in spool_admin.spools(Path(args.data_dir)):
         conn = spool_admin.open_spool(path)
@@ -283,6 +285,43 @@ def cmd_spool(args: argparse.Namespace) -> int:
             f"\t{r.dead_lettered}\t{r.dead_letters_now}"
         )
     return EXIT_OK
+
+
+def cmd_spool_repair(args: argparse.Namespace) -> int:
+    """``spool check`` (exit 1 when damaged) and ``spool repair``."""
+    if args.connector:
+        print(
+            f"error: spool {args.action} works on the whole spool; no --connector", file=sys.stderr
+        )
+        return EXIT_USAGE
+    repairing = args.action == "repair"
+    act = spool_repair.repair if repairing else spool_repair.check
+    shards = spool_admin.spools(Path(args.data_dir))
+    found = [(label, path, act(path)) for label, path in shards]
+    if args.json:
+        out = [
+            {"shard": label or None, "spool": str(path), "damaged": [d.as_dict() for d in damage]}
+            for label, path, damage in found
+        ]
+        print(json.dumps(out, indent=2))
+    else:
+        for _, path, damage in found:
+            print("\n".join(spool_repair.render(str(path), damage, repairing)))
+    if not any(damage for _, _, damage in found):
+        return EXIT_OK
+    if repairing:
+        print(
+            f"the spool starts again; lost events are listed by `connector-runtime dlq list"
+            f" --data-dir {args.data_dir}`",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print(
+        f"keep what can be read, and dead-letter the rest, with `connector-runtime spool"
+        f" repair --data-dir {args.data_dir}` (with the runtime stopped)",
+        file=sys.stderr,
+    )
+    return EXIT_INPUT
 
 
 def cmd_run(args: argparse.Namespace, registry: Registry) -> int:

@@ -51,6 +51,25 @@ def decode_events(payload: bytes | memoryview) -> EncodedEvents:
     return EncodedEvents(_decoder.decode(payload))
 
 
+def readable_docs(partial: bytes, count: int) -> list[bytes]:
+    """The documents still whole in the first bytes of a row's payload of ``count``
+    events whose end is lost."""
+    if partial[:1] != _RUN or len(partial) < _COUNT.size + 1:
+        return []
+    (held,) = _COUNT.unpack_from(partial, 1)
+    start = 1 + _COUNT.size * (held + 1)
+    if held != count or len(partial) < start:
+        return []
+    docs = []
+    for length in struct.unpack_from(f"<{held}I", partial, 1 + _COUNT.size):
+        end = start + length
+        if end > len(partial):
+            break
+        docs.append(partial[start:end])
+        start = end + 1  # the comma between documents
+    return docs
+
+
 def encode_event(event: Event) -> bytes:
     return to_structured(event)
 

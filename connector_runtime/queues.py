@@ -117,6 +117,9 @@ class SpoolQueue:
     async def head(self, max_events: int, after: int = 0) -> list[Batch]:
         connector = self.connector
         payloads_of = self.spool.payloads
+        lost, lost_bytes = self.spool.take_lost(connector)  # rows of a damaged segment
+        self.pending_events -= lost
+        self.pending_bytes -= lost_bytes
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(

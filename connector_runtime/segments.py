@@ -18,7 +18,14 @@ The rules that keep acknowledged events safe:
 - A new segment is created (or a spare renamed to it) with its directory synced before a
   row can point into it.
 - One process at a time: the directory's ``lock`` file is held (``flock``) while a spool
-  is open.
+  is open (and by ``spool check``/``repair``).
+- A write that did not land is never acknowledged: before the write and after the
+  ``fdatasync`` of a segment, its path must lead to the file this process made, at least as
+  long as it wrote it (:meth:`Segments.flush` raises :class:`SegmentDamaged` otherwise,
+  before the COMMIT); a segment whose sync failed is written no more.
+  :meth:`Segments.check` looks at every segment the same way (about once a second). A
+  damaged segment is marked: its rows are then copied out of the file still open, where
+  it is (:mod:`connector_runtime.salvage`), and nothing opens its path again.
 - Emptied segments are kept as spares (a few) and overwritten later: writing over a file's
   existing blocks makes a cheaper ``fdatasync`` than growing one, and reuses warm pages.
 
@@ -29,6 +36,7 @@ the row exists.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -64,19 +72,7 @@ class Segments:
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._lock = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise SpoolError(f"cannot create spool segments {directory}: {exc}") from None
-        try:  # two processes writing one spool's segments would overwrite each other
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._lock)
-            raise SpoolError(
-                f"spool {directory.parent} is in use by another process (its segments are"
-                " locked); give each runtime its own data dir"
-            ) from None
+        self._lock = take_lock(directory, "give each runtime its own data dir")
         self._spares: list[Path] = []
         self._numbers: set[int] = set()  # segment files that exist and are not spares
         self._current: int | None = None
@@ -88,6 +84,11 @@ class Segments:
         self._readers_lock = threading.Lock()
         self._next = 1
         self._retired_at = 0.0
+        self._identity: dict[int, tuple[int, int]] = {}  # segment -> (st_dev, st_ino)
+        self._ends: dict[int, int] = {}  # segment -> bytes its rows may need (synced)
+        self._lost: set[int] = set()  # segments found damaged: never opened by path again
+        self.damaged: dict[int, str] = {}
+        """Segments found damaged whose rows are not saved yet: number -> what happened."""
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -106,13 +107,18 @@ class Segments:
                 spent.append(int(was) if was.isdigit() else 0)
         for number, end in sorted(needed.items()):
             path = found.get(number)
-            size = path.stat().st_size if path is not None else -1
-            if size < end:
-                state = "is missing" if path is None else f"holds {size} of {end} bytes"
+            stat = path.stat() if path is not None else None
+            if stat is None or stat.st_size < end:
+                state = "is missing" if stat is None else f"holds {stat.st_size} of {end} bytes"
+                data = self.directory.parent
                 raise SpoolError(
                     f"spool damaged: segment {self.directory / _name(number)} {state};"
-                    " the spool's rows point into it"
+                    " the spool's rows point into it. See what is damaged with"
+                    f" `connector-runtime spool check --data-dir {data}`, then keep what can"
+                    f" be read with `connector-runtime spool repair --data-dir {data}`"
                 )
+            self._identity[number] = (stat.st_dev, stat.st_ino)
+            self._ends[number] = end
         self._next = max([*spent, *found, *needed]) + 1
         self._numbers = set(found)
         for number in sorted(set(found) - set(needed)):
@@ -138,18 +144,47 @@ class Segments:
         return number, offset
 
     def flush(self) -> None:
-        """Write what :meth:`put` placed and ``fdatasync`` each segment it went to (raises
-        OSError). Run before the COMMIT of the rows that point to it."""
+        """Write what :meth:`put` placed and ``fdatasync`` each segment it went to, then
+        make sure the file synced is still the segment (raises OSError, or
+        :class:`SegmentDamaged`). Run before the COMMIT of the rows that point to it."""
         pending, self._pending = self._pending, {}
-        for fd, start, parts in pending.values():
-            _write_all(fd, parts, start)
-            os.fdatasync(fd)
+        for number, (fd, start, parts) in pending.items():
+            why = self._fault(number)  # before: writing past a cut would leave a hole
+            if why is None:
+                _write_all(fd, parts, start)
+                try:
+                    os.fdatasync(fd)
+                except OSError:  # what reached the disk is unknown now: write elsewhere
+                    if fd == self._fd:
+                        self._current = None
+                    raise
+                end = start + sum(map(len, parts))
+                self._ends[number] = max(self._ends.get(number, 0), end)
+                why = self._fault(number)  # after: the file synced is the one a restart opens
+            if why is not None:
+                self._mark(number, why, fd)
+                raise SegmentDamaged(f"spool segment {self.label(number)} {why}")
         self._close_full()
 
     def discard(self) -> None:
         """Forget unflushed payloads (their commit failed). The space stays unused."""
         self._pending = {}
         self._close_full()
+
+    def check(self) -> list[int]:
+        """Look at every segment (one ``stat`` each): mark those deleted, replaced or cut
+        short (in :attr:`damaged`); return the ones found now."""
+        found = []
+        for number in sorted(self._numbers - self._lost):
+            why = self._fault(number)
+            if why is not None:
+                self._mark(number, why)
+                found.append(number)
+        return found
+
+    def saved(self, number: int) -> None:
+        """The rows of damaged segment ``number`` point elsewhere now."""
+        self.damaged.pop(number, None)
 
     def retire(self, conn: sqlite3.Connection, force: bool = False) -> None:
         """After a commit: drop the closed segments no committed row points into (at most
@@ -192,30 +227,103 @@ class Segments:
         with self._readers_lock:
             fd = self._readers.get(number)
             if fd is None:
-                path = self.directory / _name(number)
-                try:
-                    fd = self._readers[number] = os.open(path, os.O_RDONLY)
-                except OSError as exc:
-                    raise SpoolError(
-                        f"spool segment {path} cannot be read: {exc.strerror}"
-                    ) from None
+                if number in self._lost:
+                    raise SpoolError(f"spool segment {self.label(number)} was lost")
+                fd = self._readers[number] = self._open_to_read(number)
         data = os.pread(fd, length, offset)
         if len(data) != length:
             path = self.directory / _name(number)
             raise SpoolError(f"spool segment {path} is shorter than its rows need")
         return data
 
+    def salvage_read(self, number: int, offset: int, length: int) -> bytes:
+        """What the open descriptor of damaged segment ``number`` still gives of
+        ``length`` bytes at ``offset`` (less at its end; nothing without a descriptor)."""
+        with self._readers_lock:
+            fd = self._readers.get(number)
+        if fd is None:
+            return b""
+        parts = []
+        while length > 0:
+            part = os.pread(fd, length, offset)
+            if not part:
+                break
+            parts.append(part)
+            offset += len(part)
+            length -= len(part)
+        return b"".join(parts)
+
+    def label(self, number: int, full: bool = False) -> str:
+        """A segment as messages name it: relative to the data dir (or its full path)."""
+        return (
+            str(self.directory / _name(number))
+            if full
+            else f"{self.directory.name}/{_name(number)}"
+        )
+
     # -- inside ----------------------------------------------------------------------
+
+    def _open_to_read(self, number: int) -> int:
+        path = self.directory / _name(number)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise SpoolError(f"spool segment {path} cannot be read: {exc.strerror}") from None
+        stat = os.fstat(fd)
+        if self._identity.get(number, (stat.st_dev, stat.st_ino)) != (stat.st_dev, stat.st_ino):
+            os.close(fd)
+            raise SpoolError(f"spool segment {path} was replaced")
+        return fd
+
+    def _fault(self, number: int) -> str | None:
+        """What is wrong with segment ``number``'s file, or None."""
+        try:
+            stat = os.stat(self.directory / _name(number))
+        except (FileNotFoundError, NotADirectoryError):
+            return "was deleted while in use"
+        if (stat.st_dev, stat.st_ino) != self._identity.get(number):
+            return "was replaced while in use"
+        end = self._ends.get(number, 0)
+        if stat.st_size < end:
+            return f"was cut short while in use (holds {stat.st_size} of {end} bytes)"
+        return None
+
+    def _mark(self, number: int, why: str, fd: int = -1) -> None:
+        """Take segment ``number`` out of use. A descriptor on it stays open to copy its
+        rows out of: the writer's (``fd``, when it is a full segment's), a reader's, or
+        one opened now if its path still leads to it (a file cut short)."""
+        self._lost.add(number)
+        self.damaged[number] = why
+        if number == self._current:
+            fd, self._fd, self._current = self._fd, -1, None
+        elif fd in self._closing:
+            self._closing.remove(fd)
+        else:
+            fd = -1
+        with self._readers_lock:
+            if number not in self._readers and fd < 0:
+                with contextlib.suppress(SpoolError):
+                    fd = self._open_to_read(number)
+            if number not in self._readers and fd >= 0:
+                self._readers[number], fd = fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _start_segment(self) -> None:
         number = self._next
         self._next += 1
         path = self.directory / _name(number)
+        if not self.directory.is_dir():  # deleted under us: make it again, and lock it
+            old, self._lock = self._lock, take_lock(self.directory, "stop the other one")
+            os.close(old)
         if self._spares:
             with contextlib.suppress(FileNotFoundError):  # a spare removed by hand: a new file
                 os.rename(self._spares.pop(), path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # readable: to save its rows
         _sync_dir(self.directory)  # the name must last before a row points to it
+        stat = os.fstat(fd)
+        self._identity[number] = (stat.st_dev, stat.st_ino)
+        self._ends[number] = 0
         if self._fd >= 0:
             self._closing.append(self._fd)  # it may still have payloads to flush
         self._fd, self._current, self._position = fd, number, 0
@@ -228,6 +336,10 @@ class Segments:
     def _drop(self, number: int) -> None:
         path = self.directory / _name(number)
         self._numbers.discard(number)
+        self._identity.pop(number, None)
+        self._ends.pop(number, None)
+        if number in self._lost:  # its path is not ours; a reader may still use its fd
+            return
         with self._readers_lock:
             fd = self._readers.pop(number, None)
         if fd is not None:
@@ -243,6 +355,30 @@ class Segments:
             pass
 
 
+class SegmentDamaged(SpoolError):
+    """A segment file was deleted, replaced or cut short under the running spool."""
+
+
+def take_lock(directory: Path, hint: str) -> int:
+    """Create ``directory`` if needed and hold its ``lock`` file (``flock``); raise
+    SpoolError naming ``hint`` when another process holds it. Closing the descriptor
+    returned lets it go."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise SpoolError(f"cannot create spool segments {directory}: {exc}") from None
+    try:  # two processes writing one spool's segments would overwrite each other
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SpoolError(
+            f"spool {directory.parent} is in use by another process (its segments are"
+            f" locked); {hint}"
+        ) from None
+    return fd
+
+
 def _name(number: int) -> str:
     return f"{number:012d}{_SUFFIX}"
 
@@ -256,6 +392,8 @@ def _write_all(fd: int, parts: list[bytes], offset: int) -> None:
             rest = b"".join(chunk)[written:]
             while rest:
                 n = os.pwrite(fd, rest, offset + written)
+                if n <= 0:
+                    raise OSError(errno.EIO, "a segment write wrote nothing")
                 written += n
                 rest = rest[n:]
         offset += total

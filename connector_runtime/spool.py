@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -39,9 +40,11 @@ from connector_runtime.datadir import WriteHealth, cause_of, open_failure
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event, docs_of, ids_of
 from connector_runtime.payloads import encode_docs
+from connector_runtime.salvage import CHECK_EVERY, Refused, Watch
 from connector_runtime.segments import SEGMENT_BYTES, Segments, segments_dir
 
 T = TypeVar("T")
+log = logging.getLogger("connector_runtime")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -184,7 +187,7 @@ INLINE_BYTES = 8192
 """Payloads up to this size stay in their row (a request of a few records): they fit in a
 page, and a commit of only such rows needs no segment write and no second fsync."""
 
-_JOB_ERRORS = (sqlite3.IntegrityError, ValueError)
+_JOB_ERRORS = (sqlite3.IntegrityError, ValueError, Refused)
 """What a job may raise that fails the job alone (anything else fails the commit)."""
 
 CHECKPOINT_EVERY = 0.25
@@ -225,6 +228,7 @@ class Spool:
         # thread of their own, so commits never wait for one; the writer checkpoints only
         # as a backstop if the WAL outgrows WAL_BACKSTOP_PAGES.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        self._watch = Watch(path, self.segments, self.place)
         self._read = connect(path)
         self._read_lock = threading.Lock()
         self._jobs: queue.SimpleQueue[tuple[Job, Waiter] | None] = queue.SimpleQueue()
@@ -259,7 +263,11 @@ class Spool:
     def _run(self) -> None:
         conn = self._conn
         while True:
-            first = self._jobs.get()
+            try:
+                first = self._jobs.get(timeout=CHECK_EVERY)
+            except queue.Empty:  # idle: a look at the files all the same
+                self._tend(conn)
+                continue
             if first is None:
                 break
             jobs = [first]
@@ -288,20 +296,42 @@ class Spool:
                 conn.execute("ROLLBACK")
                 results = self._apply(conn, jobs, isolated=True)
             self.segments.flush()  # the payloads are on disk before a row points to them
+            self._watch.check_database()  # and the rows go to the file a restart opens
             conn.execute("COMMIT")
             self.commits += 1
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, SpoolError) as exc:
             self.segments.discard()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self.health.failed(exc)
-            cause = cause_of(exc)
-            error = SpoolError(f"spool write failed: {cause}", cause)
+            if isinstance(exc, SpoolError):
+                error = exc
+            else:
+                cause = cause_of(exc)
+                error = SpoolError(f"spool write failed: {cause}", cause)
             _resolve([(waiter, None, error) for _, waiter in jobs])
+            self._tend(conn, force=bool(self.segments.damaged))
             return
         _resolve(results)
         with contextlib.suppress(sqlite3.Error, OSError):  # tried again after the next commit
             self.segments.retire(conn)
+        self._tend(conn)
+
+    def _tend(self, conn: sqlite3.Connection, force: bool = False) -> None:
+        try:
+            self._watch.tend(conn, force)
+        except Exception:  # never the writer thread's end: tried again in a second
+            log.exception("checking the spool's segment files failed")
+
+    def problems(self) -> list[str]:
+        """Why the spool is not whole now (a segment file or the database changed under
+        it); empty when it is."""
+        return list(self._watch.problems)
+
+    def take_lost(self, connector: str) -> tuple[int, int]:
+        """Events and bytes of ``connector`` that left the spool as lost (a damaged
+        segment file) since the last call."""
+        return self._watch.take_lost(connector)
 
     @staticmethod
     def _apply(
@@ -322,7 +352,8 @@ class Spool:
             except _JOB_ERRORS as exc:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                results.append((waiter, None, SpoolError(f"spool write failed: {exc}")))
+                why = str(exc) if isinstance(exc, Refused) else f"spool write failed: {exc}"
+                results.append((waiter, None, SpoolError(why)))
         return results
 
     def place(self, payload: bytes) -> tuple[bytes, int | None, int, int]:
@@ -386,9 +417,10 @@ class Spool:
         return await future
 
     def readiness(self) -> list[str]:
-        """Why the spool should get no requests now (empty when it can take them)."""
+        """Why the spool should get no requests now (empty when it can take them): the
+        data dir cannot be written, or the spool is not whole (:meth:`problems`)."""
         why = self.health.reason
-        return [why] if why is not None else []
+        return ([why] if why is not None else []) + self.problems()
 
     def probe(self) -> None:
         """While writes fail for want of space (or a read-only or failing disk), look
@@ -429,6 +461,8 @@ class Spool:
         """A job that stores the events not seen before; returns :class:`Appended`."""
 
         def job(conn: sqlite3.Connection) -> Appended:
+            if self._watch.refusal is not None:
+                raise Refused(self._watch.refusal)
             stamp = time.time() if now is None else now
             fresh = list(events)
             if dedupe:

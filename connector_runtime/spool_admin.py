@@ -148,7 +148,7 @@ def list_dead_letters(
         {
             "id": r[0],
             "connector": r[1],
-            "eventId": r[2],
+            "eventId": r[2] or None,  # none: the events of a row whose payload was lost
             "failed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[3])),
             "attempts": r[4],
             "status": r[5],
@@ -166,29 +166,33 @@ def show_dead_letter(conn: sqlite3.Connection, dead_id: int) -> dict[str, Any]:
     ).fetchone()
     if row is None:
         raise SpoolError(f"no dead letter with id {dead_id}")
-    event = decode_event(row[8])
+    event = decode_event(row[8]) if row[8] else None
     return {
         "id": row[0],
         "connector": row[1],
-        "eventId": row[2],
+        "eventId": row[2] or None,
         "accepted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3])),
         "failed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[4])),
         "attempts": row[5],
         "status": row[6],
         "reason": row[7],
-        "event": to_structured(event).decode("utf-8", "replace"),
+        "event": None if event is None else to_structured(event).decode("utf-8", "replace"),
     }
 
 
 def redrive(
     conn: sqlite3.Connection, connector: str | None = None, ids: list[int] | None = None
 ) -> int:
-    """Move dead letters back into the spool, oldest first; return how many."""
+    """Move dead letters back into the spool, oldest first; return how many. Those
+    without an event (reports of events lost with a damaged segment) stay."""
     where, params = _where(connector, ids)
+    where += " AND " if where else " WHERE "
     conn.execute("BEGIN IMMEDIATE")
     try:
         rows = conn.execute(
-            "SELECT id, connector, payload FROM dead_letters" + where + " ORDER BY id", params
+            "SELECT id, connector, payload FROM dead_letters" + where + "length(payload) > 0"
+            " ORDER BY id",
+            params,
         ).fetchall()
         by_connector: dict[str, list[Any]] = {}
         for _, name, payload in rows:
