@@ -22,10 +22,10 @@ from pathlib import Path
 
 from connector_runtime_auth0 import make_predicate
 
-from connector_runtime.cesql import compile_expression
 from connector_runtime.events import make_event
-from connector_runtime.spool import Spool
-from connector_runtime.subscription_filters import compile_filters
+from connector_runtime.filters.cesql import compile_expression
+from connector_runtime.filters.subscription import compile_filters
+from connector_runtime.spool.store import Spool
 
 N = 20_000
 ROUNDS = 7

@@ -9,7 +9,7 @@ the requests. Medians of ``--rounds``. Variants:
 
 - ``aiohttp``: ``ClientSession.post`` + ``read``, configured as the target used to be (for
   comparison; skipped when aiohttp is not installed);
-- ``pool``: :class:`connector_runtime.targets.http_client.ConnectionPool`, with
+- ``pool``: :class:`connector_runtime.targets.http.client.ConnectionPool`, with
   ``to_binary`` and the target's ``RequestHead`` rendering each request;
 - ``target``: ``HTTPTarget.send`` in binary mode, in calls of ``max_batch`` events like the
   dispatcher makes (one call at a time: the wall rate is lower than with the dispatcher).
@@ -41,8 +41,8 @@ except ImportError:
 
 from connector_runtime.events import Event, make_event, to_binary
 from connector_runtime.records import TargetContext
-from connector_runtime.targets.http import HTTPTarget, RequestHead
-from connector_runtime.targets.http_client import ConnectionPool
+from connector_runtime.targets.http.client import ConnectionPool
+from connector_runtime.targets.http.target import HTTPTarget, RequestHead
 
 SERVER = """
 import sys, asyncio, tornado.web

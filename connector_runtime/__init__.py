@@ -7,6 +7,8 @@ and the docs import from here (and from ``connector_runtime.testing`` and
 ``connector_runtime.conformance``) only; every other module is internal and may move.
 """
 
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.config.model import ComponentSpec, ConnectorSpec
 from connector_runtime.errors import (
     ConnectorRuntimeError,
     DeliveryError,
@@ -27,16 +29,7 @@ from connector_runtime.events import (
     to_binary,
     to_structured,
 )
-from connector_runtime.handler import (
-    DEFAULT_MAX_BODY_BYTES,
-    RequestRejected,
-    SourceHandler,
-    is_json_like,
-    media_type,
-)
 from connector_runtime.hookspecs import hookimpl
-from connector_runtime.manifest import load_manifest
-from connector_runtime.manifest_model import ComponentSpec, ConnectorSpec
 from connector_runtime.plugins import build_registry
 from connector_runtime.records import (
     EventPredicate,
@@ -48,6 +41,13 @@ from connector_runtime.records import (
     Target,
     TargetContext,
     TargetType,
+)
+from connector_runtime.sources.handler import (
+    DEFAULT_MAX_BODY_BYTES,
+    RequestRejected,
+    SourceHandler,
+    is_json_like,
+    media_type,
 )
 
 __version__ = "0.1.0"

@@ -45,11 +45,11 @@ import jsonschema
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from connector_runtime import cli
+from connector_runtime.cli import commands as cli
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.config.secrets import is_secret_schema, secret_paths, values_at
 from connector_runtime.errors import ManifestError
-from connector_runtime.manifest import load_manifest
 from connector_runtime.plugins import Registry, build_registry
-from connector_runtime.secrets import is_secret_schema, secret_paths, values_at
 from connector_runtime.testing import (
     LoopThread,
     RecordingTarget,

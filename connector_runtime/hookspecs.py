@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from connector_runtime.manifest_model import ConnectorSpec
+from connector_runtime.config.model import ConnectorSpec
 from connector_runtime.records import EventPredicate, SourceType, TargetType
 
 PROJECT = "connector_runtime"

@@ -17,14 +17,14 @@ from typing import Any
 import pluggy
 
 from connector_runtime import hookspecs
-from connector_runtime.manifest_model import ConnectorSpec
+from connector_runtime.config.model import ConnectorSpec
 from connector_runtime.records import EventPredicate, SourceType, TargetType
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "connector_runtime.targets.http",
+    "connector_runtime.targets.http.target",
     "connector_runtime.targets.stream",
-    "connector_runtime.targets.nats",
-    "connector_runtime.runtime_filters",
+    "connector_runtime.nats.target",
+    "connector_runtime.filters.builtin",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from tornado.web import RequestHandler
 
 from connector_runtime.events import Event
-from connector_runtime.guard import RequestGuard
+from connector_runtime.sources.guard import RequestGuard
 
 JSONSchema = Mapping[str, Any]
 Route = tuple[str, type[RequestHandler], dict[str, Any]]

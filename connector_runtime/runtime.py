@@ -9,25 +9,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connector_runtime import nats_spool, seen
-from connector_runtime.dedupe import SpoolDedupe
-from connector_runtime.dispatcher import Dispatcher, status_of
+from connector_runtime.config.model import ConnectorSpec, Manifest
+from connector_runtime.delivery.dispatcher import Dispatcher, status_of
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event
-from connector_runtime.guard import RequestGuard, parse_networks
-from connector_runtime.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
-from connector_runtime.manifest_model import ConnectorSpec, Manifest
-from connector_runtime.metrics import ConnectorStats, Metrics
-from connector_runtime.pipeline import (
+from connector_runtime.ingest.dedupe import SpoolDedupe
+from connector_runtime.ingest.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
+from connector_runtime.ingest.pipeline import (
     DeliveredHandoff,
     Handoff,
     Pipeline,
     combine,
 )
+from connector_runtime.nats import spool as nats_spool
+from connector_runtime.observe.metrics import Metrics
+from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.plugins import Registry
-from connector_runtime.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
-from connector_runtime.spool import Spool, default_data_dir
+from connector_runtime.sources.guard import RequestGuard, parse_networks
+from connector_runtime.spool import seen
+from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
+from connector_runtime.spool.store import Spool, default_data_dir
 
 log = logging.getLogger("connector_runtime")
 
@@ -213,7 +215,7 @@ class Runtime:
 
     async def _rotate(self, spool: Spool) -> None:
         """Rotate the dedupe window's generations when the new one is due
-        (:mod:`connector_runtime.seen`)."""
+        (:mod:`connector_runtime.spool.seen`)."""
         window = max((c.delivery.dedupe_window for c in self.manifest.connectors), default=0)
         limit = max((c.delivery.dedupe_max_entries for c in self.manifest.connectors), default=0)
         started, new_ids = await spool.aread(

@@ -35,11 +35,11 @@ import yaml
 from cloudevents.core.bindings.http import HTTPMessage, from_binary, from_structured
 from cloudevents.core.formats.json import JSONFormat
 
-from connector_runtime.manifest import load_manifest
+from connector_runtime.config.manifest import load_manifest
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.runtime import Runtime
-from connector_runtime.server import make_app
-from connector_runtime.watchdog import TimedServer
+from connector_runtime.serve.app import make_app
+from connector_runtime.serve.deadlines import TimedServer
 
 T = TypeVar("T")
 

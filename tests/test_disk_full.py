@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector_runtime.datadir import cause_of, is_storage_failure
+from connector_runtime.spool.datadir import cause_of, is_storage_failure
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, free_port, post
 from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest

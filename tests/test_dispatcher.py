@@ -9,14 +9,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from connector_runtime.dispatcher import Dispatcher
+from connector_runtime.config.model import RetrySpec
+from connector_runtime.delivery.dispatcher import Dispatcher
 from connector_runtime.events import make_event
-from connector_runtime.manifest_model import RetrySpec
-from connector_runtime.metrics import ConnectorStats
-from connector_runtime.queues import Settlement, SpoolQueue
+from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import TargetContext
-from connector_runtime.spool import Spool
-from connector_runtime.targets.http import create as create_http_target
+from connector_runtime.spool.queues import Settlement, SpoolQueue
+from connector_runtime.spool.store import Spool
+from connector_runtime.targets.http.target import create as create_http_target
 from connector_runtime.testing import LoopThread, RecordingTarget
 
 LOG = logging.getLogger("test.dispatcher")

@@ -214,11 +214,11 @@ def test_each_ack_policy_answers_as_its_table_says(
 def test_unwritable_spool_answers_503_never_2xx(tmp_path: Path, cr_loop):
     import sqlite3
 
+    from connector_runtime.config.model import DeliverySpec
     from connector_runtime.errors import Unavailable
-    from connector_runtime.handoffs import DrainRate, DurableHandoff, Quota
-    from connector_runtime.manifest_model import DeliverySpec
-    from connector_runtime.queues import SpoolQueue
-    from connector_runtime.spool import Spool
+    from connector_runtime.ingest.handoffs import DrainRate, DurableHandoff, Quota
+    from connector_runtime.spool.queues import SpoolQueue
+    from connector_runtime.spool.store import Spool
 
     spool = Spool(tmp_path / "spool.db")
     # Fill the database to its page limit: SQLite then reports "database or disk is full".

@@ -17,7 +17,7 @@ from connector_runtime.events import (
     to_binary,
     to_structured,
 )
-from connector_runtime.payloads import decode_events, encode_events
+from connector_runtime.spool.payloads import decode_events, encode_events
 
 FMT = JSONFormat()
 BIG = b'{"n":9007199254740993,"huge":123456789012345678901234567890,"s":"caf\\u00e9 \xe2\x80\xa8"}'
@@ -127,7 +127,7 @@ def test_rfc3339_calendar_and_precision(text, ok):
 
 def test_events_read_back_from_the_spool_stay_encoded_until_an_item_is_asked_for():
     from connector_runtime.events import EncodedEvents, concat
-    from connector_runtime.payloads import decode_events, encode_events, events_size
+    from connector_runtime.spool.payloads import decode_events, encode_events, events_size
 
     made = [
         make_event(id=f"e{i}", source="/s", type="t", data=b'{"n":%d}' % i, subject=f"s{i}")
@@ -148,7 +148,7 @@ def test_spool_payloads_keep_documents_joined_and_cut_them_out_only_when_asked()
     import msgspec
 
     from connector_runtime.events import EncodedEvents, concat
-    from connector_runtime.payloads import decode_events, encode_events, events_size
+    from connector_runtime.spool.payloads import decode_events, encode_events, events_size
 
     def made(prefix: str, n: int):
         return [

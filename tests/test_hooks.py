@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.config.model import ComponentSpec, ConnectorSpec
 from connector_runtime.errors import ManifestError
-from connector_runtime.manifest import load_manifest
-from connector_runtime.manifest_model import ComponentSpec, ConnectorSpec
 from connector_runtime.plugins import build_registry
 from connector_runtime.testing import (
     RecordingTarget,

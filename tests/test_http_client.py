@@ -30,8 +30,7 @@ from tornado.testing import bind_unused_port
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import Event, make_event, to_batch
 from connector_runtime.records import SendResult, TargetContext
-from connector_runtime.targets.http import HTTPTarget
-from connector_runtime.targets.http_client import (
+from connector_runtime.targets.http.client import (
     _CHUNK_SIZE,
     _DONE,
     _HEAD,
@@ -41,6 +40,7 @@ from connector_runtime.targets.http_client import (
     ProtocolError,
     parse_head,
 )
+from connector_runtime.targets.http.target import HTTPTarget
 
 # -- helpers ----------------------------------------------------------------------------
 

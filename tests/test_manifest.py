@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from connector_runtime.config.manifest import load_manifest, manifest_schema, parse_duration
 from connector_runtime.errors import ManifestError
-from connector_runtime.manifest import load_manifest, manifest_schema, parse_duration
 from connector_runtime.plugins import build_registry
 from tests.procs import cli
 

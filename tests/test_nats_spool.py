@@ -27,10 +27,10 @@ from nats_support import (
     stream_count,
 )
 
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.config.model import NatsSpoolSpec
 from connector_runtime.errors import ManifestError
-from connector_runtime.manifest import load_manifest
-from connector_runtime.manifest_model import NatsSpoolSpec
-from connector_runtime.nats_spool_stream import ack_wait, consumer_config, stream_config
+from connector_runtime.nats.stream import ack_wait, consumer_config, stream_config
 from connector_runtime.plugins import build_registry
 from connector_runtime.testing import (
     LoopThread,

@@ -23,14 +23,12 @@ from nats_support import (
     wait_for_count,
 )
 
-from connector_runtime.delivery import attempt
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.delivery.attempt import attempt
 from connector_runtime.errors import DeliveryError, ManifestError
 from connector_runtime.events import make_event, to_structured
-from connector_runtime.manifest import load_manifest
-from connector_runtime.plugins import build_registry
-from connector_runtime.records import TargetContext
-from connector_runtime.targets import nats as nats_target
-from connector_runtime.targets.nats import (
+from connector_runtime.nats import target as nats_target
+from connector_runtime.nats.target import (
     CONFIG_SCHEMA,
     MSG_ID_HEADER,
     NATSTarget,
@@ -42,6 +40,8 @@ from connector_runtime.targets.nats import (
     subject_matches,
     subject_pattern_of,
 )
+from connector_runtime.plugins import build_registry
+from connector_runtime.records import TargetContext
 from connector_runtime.testing import connector_doc, post, start_runtime, write_manifest
 
 TEMPLATE = "auth0.{connector}.{code}"

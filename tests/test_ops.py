@@ -413,7 +413,7 @@ def test_free_port_helper_gives_a_bindable_port():
 def test_malloc_is_tuned_on_glibc_unless_the_environment_says_otherwise(monkeypatch):
     import platform
 
-    from connector_runtime.serving import tune_malloc
+    from connector_runtime.serve.process import tune_malloc
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert tune_malloc() is False

@@ -39,7 +39,7 @@ def test_first_section_has_exactly_the_two_commands():
 
 
 def test_every_metric_in_the_readme_exists():
-    from connector_runtime import metrics
+    from connector_runtime.observe import metrics
 
     source = Path(metrics.__file__).read_text()
     for name in set(re.findall(r"`connector_runtime_([a-z_]+)", README)):

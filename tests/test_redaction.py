@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connector_runtime.secrets import redact_url, redact_urls
+from connector_runtime.config.secrets import redact_url, redact_urls
 from connector_runtime.testing import connector_doc, free_port, post
 from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest

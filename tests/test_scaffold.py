@@ -25,7 +25,8 @@ import jsonschema
 import pytest
 import yaml
 
-from connector_runtime import cli, scaffold
+from connector_runtime.cli import commands as cli
+from connector_runtime.cli import scaffold
 
 ROOT = Path(__file__).resolve().parents[1]
 LONGEST = "a" + "-b2" * 13  # 40 characters, the most a name may have

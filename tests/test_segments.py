@@ -14,10 +14,10 @@ import pytest
 
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import make_event
-from connector_runtime.payloads import encode_events
-from connector_runtime.queues import Settlement, SpoolQueue
-from connector_runtime.segments import SPARES, segments_dir
-from connector_runtime.spool import Spool
+from connector_runtime.spool.payloads import encode_events
+from connector_runtime.spool.queues import Settlement, SpoolQueue
+from connector_runtime.spool.segments import SPARES, segments_dir
+from connector_runtime.spool.store import Spool
 
 
 def events(prefix: str, n: int, size: int = 1000):
@@ -273,7 +273,7 @@ def test_a_spool_is_written_by_one_process_at_a_time(tmp_path: Path):
     path = tmp_path / "spool.db"
     spool = Spool(path)
     opener = (
-        "import sys; from pathlib import Path; from connector_runtime.spool import Spool;"
+        "import sys; from pathlib import Path; from connector_runtime.spool.store import Spool;"
         " from connector_runtime.errors import SpoolError\n"
         "try:\n    Spool(Path(sys.argv[1])).close()\n"
         "except SpoolError as exc:\n    print(exc); sys.exit(3)\n"

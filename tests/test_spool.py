@@ -7,9 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from connector_runtime import seen
 from connector_runtime.events import make_event
-from connector_runtime.spool import Spool
+from connector_runtime.spool.store import Spool, seen
 
 
 def events(prefix: str, n: int):
@@ -107,7 +106,7 @@ def test_ids_repeated_within_one_append_are_stored_once(tmp_path: Path):
 def test_a_delivery_attempt_takes_at_most_max_batch_bytes_but_always_one_row(
     tmp_path: Path, cr_loop
 ):
-    from connector_runtime.queues import MAX_BATCH_BYTES, SpoolQueue
+    from connector_runtime.spool.queues import MAX_BATCH_BYTES, SpoolQueue
 
     spool = Spool(tmp_path / "spool.db")
     big = b'"' + b"x" * 100_000 + b'"'

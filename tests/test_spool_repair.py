@@ -237,7 +237,7 @@ def test_check_and_repair_refuse_a_spool_in_use(tmp_path: Path, recording_target
 
 def test_check_and_repair_go_through_every_worker_shard(tmp_path: Path, cr_loop):
     from connector_runtime.events import make_event
-    from connector_runtime.spool import Spool
+    from connector_runtime.spool.store import Spool
 
     data = tmp_path / "data"
     for shard in ("shard-0", "shard-1"):
@@ -293,8 +293,8 @@ def head_ids(cr_loop, queue) -> list[str]:
 
 
 def test_a_closed_segment_deleted_while_open_for_reading_is_copied_out(tmp_path: Path, cr_loop):
-    from connector_runtime.queues import SpoolQueue
-    from connector_runtime.spool import Spool
+    from connector_runtime.spool.queues import SpoolQueue
+    from connector_runtime.spool.store import Spool
 
     spool = Spool(tmp_path / "spool.db", segment_bytes=65536)  # ~31 KB rows: two a segment
     for n in range(4):
@@ -317,8 +317,8 @@ def test_a_closed_segment_deleted_while_open_for_reading_is_copied_out(tmp_path:
 def test_a_segment_nothing_holds_open_is_reported_as_lost_and_not_read_again(
     tmp_path: Path, cr_loop
 ):
-    from connector_runtime.queues import SpoolQueue
-    from connector_runtime.spool import Spool
+    from connector_runtime.spool.queues import SpoolQueue
+    from connector_runtime.spool.store import Spool
 
     spool = Spool(tmp_path / "spool.db", segment_bytes=65536)
     for n in range(4):
@@ -341,8 +341,8 @@ def test_a_segment_cut_short_while_written_fails_the_commit_and_keeps_what_is_le
     tmp_path: Path, cr_loop
 ):
     from connector_runtime.errors import SpoolError
-    from connector_runtime.queues import SpoolQueue
-    from connector_runtime.spool import Spool
+    from connector_runtime.spool.queues import SpoolQueue
+    from connector_runtime.spool.store import Spool
 
     spool = Spool(tmp_path / "spool.db")
     for n in range(3):
@@ -373,8 +373,8 @@ def test_a_segments_directory_deleted_while_running_is_made_again_and_locked(
     import sys
 
     from connector_runtime.errors import SpoolError
-    from connector_runtime.queues import SpoolQueue
-    from connector_runtime.spool import Spool
+    from connector_runtime.spool.queues import SpoolQueue
+    from connector_runtime.spool.store import Spool
 
     spool = Spool(tmp_path / "spool.db")
     append(spool, "a")
@@ -383,7 +383,7 @@ def test_a_segments_directory_deleted_while_running_is_made_again_and_locked(
         append(spool, "b")
     append(spool, "b")
     assert head_ids(cr_loop, SpoolQueue(spool, "c")) == [f"{p}{i}" for p in "ab" for i in range(10)]
-    opener = "import sys; from pathlib import Path; from connector_runtime.spool import Spool; Spool(Path(sys.argv[1]))"
+    opener = "import sys; from pathlib import Path; from connector_runtime.spool.store import Spool; Spool(Path(sys.argv[1]))"
     other = subprocess.run(
         [sys.executable, "-c", opener, str(tmp_path / "spool.db")], capture_output=True, text=True
     )
@@ -392,7 +392,7 @@ def test_a_segments_directory_deleted_while_running_is_made_again_and_locked(
 
 
 def test_readable_docs_are_the_whole_documents_before_the_cut():
-    from connector_runtime.payloads import encode_docs, readable_docs
+    from connector_runtime.spool.payloads import encode_docs, readable_docs
 
     docs = [b'{"id":"a"}', b'{"id":"bb"}', b'{"id":"ccc"}']
     payload = encode_docs(docs)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import tornado.web
 
+from connector_runtime.serve.deadlines import TimedServer
 from connector_runtime.testing import LoopThread, closed_within, free_port, post
-from connector_runtime.watchdog import TimedServer
 
 
 class Echo(tornado.web.RequestHandler):

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connector_runtime.cesql import CesqlError, CesqlParseError, compile_expression
-from connector_runtime.cesql._functions import BUILTINS, Function
-from connector_runtime.cesql._parser import MAX_DEPTH
+from connector_runtime.filters.cesql import CesqlError, CesqlParseError, compile_expression
+from connector_runtime.filters.cesql._functions import BUILTINS, Function
+from connector_runtime.filters.cesql._parser import MAX_DEPTH
 
 EVENT = {"specversion": "1.0", "id": "1", "source": "/src", "type": "com.example.created"}
 

@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import pytest
 
-from connector_runtime.cesql import compile_expression
-from connector_runtime.cesql._like import compile_like
-from connector_runtime.cesql._types import Value
+from connector_runtime.filters.cesql import compile_expression
+from connector_runtime.filters.cesql._like import compile_like
+from connector_runtime.filters.cesql._types import Value
 
 
 def literal(v: Value) -> str:

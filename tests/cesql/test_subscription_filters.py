@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from connector_runtime.cesql import CesqlError, compile_expression
-from connector_runtime.subscription_filters import (
+from connector_runtime.filters.cesql import CesqlError, compile_expression
+from connector_runtime.filters.subscription import (
     FILTERS_SCHEMA,
     FilterConfigError,
     FilterTrace,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from connector_runtime.cesql import CesqlParseError, compile_expression
+from connector_runtime.filters.cesql import CesqlParseError, compile_expression
 
 TCK_DIR = Path(__file__).parent / "tck"
 

@@ -33,7 +33,7 @@ from hypothesis import event, example, given, note
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from connector_runtime.handler import is_json_like, media_type
+from connector_runtime.sources.handler import is_json_like, media_type
 from connector_runtime.testing import (
     LoopThread,
     Received,

@@ -1,0 +1,173 @@
+"""``connector-runtime new-plugin NAME``: write a ready-to-test plugin distribution.
+
+The templates are package data under ``scaffold_template/``. Every file there ends in
+``.tmpl`` (so no tool mistakes a template for code of this package) and is written with that
+suffix removed; a directory named ``_package_`` becomes the plugin's package, a leading
+``dot-`` becomes ``.``, and ``{{key}}`` stands for one of the values of :func:`variables`.
+
+:func:`add_parser` and :func:`run` are what ``cli.py`` wires in; :func:`render` and
+:func:`write_plugin` are the pure and the writing halves, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from importlib.metadata import version
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "NAME_PATTERN",
+    "ScaffoldError",
+    "add_parser",
+    "render",
+    "run",
+    "templates",
+    "variables",
+    "write_plugin",
+]
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+MAX_NAME_LENGTH = 40
+TEMPLATE_DIR = "scaffold_template"
+_SUFFIX = ".tmpl"
+_PACKAGE_DIR = "_package_"
+_DOT = "dot-"
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
+class ScaffoldError(Exception):
+    """The name or the target directory cannot be used; the message is one line."""
+
+
+def check_name(name: str) -> None:
+    """Raise :class:`ScaffoldError` unless ``name`` can name a plugin and a source type."""
+    if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        raise ScaffoldError(
+            f"invalid plugin name {name!r}: use lower-case letters, digits and single"
+            f" hyphens, starting with a letter, at most {MAX_NAME_LENGTH} characters"
+            " (e.g. 'acme-crm')"
+        )
+
+
+def variables(name: str) -> dict[str, str]:
+    """The values the templates use, for plugin ``name`` (``acme-crm``)."""
+    check_name(name)
+    words = name.split("-")
+    return {
+        "name": name,
+        "dist": f"connector-runtime-{name}",
+        "package": "connector_runtime_" + "_".join(words),
+        "class_name": "".join(w.capitalize() for w in words),
+        "env": "_".join(words).upper(),
+        "runtime_version": version("connector-runtime"),
+        "year": str(datetime.date.today().year),
+    }
+
+
+def render(text: str, values: Mapping[str, str]) -> str:
+    """Replace every ``{{key}}`` in ``text``; an unknown key is a bug in a template."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"template placeholder {{{{{key}}}}} has no value")
+        return values[key]
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def templates() -> Iterator[tuple[PurePosixPath, Traversable]]:
+    """Every template file with its path relative to the template folder, sorted."""
+    root = files("connector_runtime.cli").joinpath(TEMPLATE_DIR)
+    found: list[tuple[PurePosixPath, Traversable]] = []
+
+    def walk(node: Traversable, rel: PurePosixPath) -> None:
+        for child in node.iterdir():
+            if child.name == "__pycache__":
+                continue
+            if child.is_dir():
+                walk(child, rel / child.name)
+            elif child.name.endswith(_SUFFIX):
+                found.append((rel / child.name, child))
+
+    walk(root, PurePosixPath())
+    yield from sorted(found, key=lambda item: str(item[0]))
+
+
+def output_path(template: PurePosixPath, values: Mapping[str, str]) -> PurePosixPath:
+    """Where a template is written, relative to the plugin's directory."""
+    parts = []
+    for part in template.parts:
+        name = values["package"] if part == _PACKAGE_DIR else part.removesuffix(_SUFFIX)
+        parts.append("." + name.removeprefix(_DOT) if name.startswith(_DOT) else name)
+    return PurePosixPath(*parts)
+
+
+def write_plugin(name: str, directory: Path, force: bool = False) -> list[Path]:
+    """Write plugin ``name`` into ``directory``; return the files written.
+
+    ``directory`` may be missing or empty; an existing non-empty one needs ``force`` (files
+    of the same name are then overwritten, others left alone).
+    """
+    values = variables(name)
+    if directory.exists() and not directory.is_dir():
+        raise ScaffoldError(f"{directory} exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise ScaffoldError(f"{directory} already exists and is not empty (--force writes anyway)")
+    written: list[Path] = []
+    for rel, template in templates():
+        path = directory.joinpath(*output_path(rel, values).parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(template.read_text(encoding="utf-8"), values), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``new-plugin NAME [--dir D] [--force]`` to the CLI's subcommands."""
+    parser = subparsers.add_parser(
+        "new-plugin",
+        help="write a new plugin distribution (source type, tests, Makefile) to start from",
+        description=(
+            "Write the distribution connector-runtime-NAME: a source type NAME with a config"
+            " schema, a handler, an event filter, tests that pass as generated, an example"
+            " manifest and a Makefile ('make test RUNTIME=/path/to/connector-runtime')."
+        ),
+    )
+    parser.add_argument(
+        "name", metavar="NAME", help="lower-case letters, digits, hyphens (e.g. acme-crm)"
+    )
+    parser.add_argument(
+        "--dir",
+        metavar="D",
+        help="where to write the distribution (default: ./connector-runtime-NAME)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into D even when it is not empty"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``new-plugin`` command: 0 when written, 1 (one line on stderr) when not."""
+    name: str = args.name
+    try:
+        check_name(name)
+        directory = Path(args.dir) if args.dir else Path(f"connector-runtime-{name}")
+        written = write_plugin(name, directory, force=args.force)
+    except ScaffoldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = exc.filename or args.dir or name
+        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: cd {directory} && make test RUNTIME=/path/to/connector-runtime  (README.md)")
+    return 0

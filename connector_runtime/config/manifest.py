@@ -1,0 +1,378 @@
+"""Reading manifests: YAML → ``${…}`` substitution → schema checks → frozen dataclasses.
+
+Every problem found is collected (not just the first) and raised together as one
+:class:`~connector_runtime.errors.ManifestError`; each names the file, the connector, the
+JSON path and what is wrong. Values of secret fields never appear in a message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+import os
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector_runtime.config.checks import (
+    fill_defaults,
+    format_path,
+    parse_duration,
+    path_suffix,
+    pointer_to_path,
+    schema_problems,
+)
+from connector_runtime.config.model import (
+    ComponentSpec,
+    ConnectorSpec,
+    DeliverySpec,
+    Manifest,
+    NatsSpoolSpec,
+    RetrySpec,
+    RuntimeSpec,
+    TLSSpec,
+)
+from connector_runtime.config.secrets import secret_paths, values_at
+from connector_runtime.config.substitution import substitute
+from connector_runtime.errors import ManifestError, Problem
+from connector_runtime.filters.subscription import FilterConfigError, compile_filters
+from connector_runtime.plugins import Registry
+from connector_runtime.records import ConfigCheck, JSONSchema
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest document."""
+    text = resources.files("connector_runtime.config").joinpath("manifest.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def load_manifest(
+    paths: Sequence[str | os.PathLike[str]],
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Read and validate every document of every file; raise ``ManifestError`` on problems."""
+    environ = os.environ if env is None else env
+    problems: list[Problem] = []
+    connectors: list[ConnectorSpec] = []
+    runtime: RuntimeSpec | None = None
+    seen: dict[str, str] = {}
+    for raw_path in paths:
+        file = str(raw_path)
+        for doc in _read_documents(file, problems):
+            reader = _DocumentReader(file, doc, registry, environ)
+            result = reader.read()
+            problems.extend(reader.problems)
+            if isinstance(result, ConnectorSpec):
+                if result.name in seen:
+                    problems.append(
+                        Problem(
+                            file,
+                            result.name,
+                            "metadata.name",
+                            f"name already used by a connector in {seen[result.name]}",
+                        )
+                    )
+                    continue
+                seen[result.name] = file
+                connectors.append(result)
+            elif isinstance(result, RuntimeSpec):
+                if runtime is not None:
+                    problems.append(
+                        Problem(file, None, "kind", "a second Runtime document (one per run)")
+                    )
+                runtime = result
+    problems.extend(_shared_spool_problems(connectors))
+    if not problems and not connectors:
+        problems.append(Problem(", ".join(map(str, paths)), None, "", "no Connector documents"))
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(tuple(connectors), runtime or RuntimeSpec(), tuple(map(str, paths)))
+
+
+def _read_documents(file: str, problems: list[Problem]) -> list[Any]:
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(file, None, "", f"cannot read: {exc.strerror or exc}"))
+        return []
+    except UnicodeDecodeError:
+        problems.append(Problem(file, None, "", "not UTF-8 text"))
+        return []
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(Problem(file, None, "", f"invalid YAML: {where}{problem}"))
+        return []
+    return docs
+
+
+class _DocumentReader:
+    """Validates one YAML document and builds its spec; collects problems."""
+
+    def __init__(self, file: str, doc: Any, registry: Registry, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.doc = doc
+        self.registry = registry
+        self.env = env
+        self.problems: list[Problem] = []
+        self.name: str | None = None
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(self.file, self.name, path, message))
+
+    def read(self) -> ConnectorSpec | RuntimeSpec | None:
+        if not isinstance(self.doc, dict):
+            self.problem("", f"a document must be a mapping, not {type(self.doc).__name__}")
+            return None
+        name = (
+            self.doc.get("metadata", {}).get("name")
+            if isinstance(self.doc.get("metadata"), dict)
+            else None
+        )
+        self.name = name if isinstance(name, str) else None
+        notes: list[str] = []
+        doc = substitute(self.doc, self.env, (), notes)
+        for note in notes:
+            path, _, message = note.partition(": ")
+            self.problem(path, message)
+        shape = schema_problems(manifest_schema(), doc)
+        for path, message in shape:
+            self.problem(path, message)
+        if notes or shape:
+            return None
+        if doc["kind"] == "Runtime":
+            for i, cidr in enumerate(doc["spec"].get("trustedProxies", ())):
+                if not _is_network(cidr):
+                    self.problem(f"spec.trustedProxies[{i}]", f"{cidr!r} is not an IP network")
+                    return None
+            return _runtime_spec(doc["spec"])
+        return self._connector(doc)
+
+    def _component(
+        self, kind: str, spec: Mapping[str, Any], types: Mapping[str, Any]
+    ) -> tuple[ComponentSpec, frozenset[str]] | None:
+        type_name = spec["type"]
+        config = spec.get("config", {})
+        known = types.get(type_name)
+        if known is None:
+            installed = ", ".join(sorted(types)) or "none"
+            self.problem(
+                f"spec.{kind}.type",
+                f"unknown {kind} type {type_name!r} (installed: {installed})",
+            )
+            return None
+        schema: JSONSchema = known.config_schema
+        found = schema_problems(schema, config, ("spec", kind, "config"))
+        for path, message in found:
+            self.problem(path, message)
+        if found:
+            return None
+        filled = fill_defaults(schema, config)
+        check: ConfigCheck | None = known.check_config
+        if check is not None:
+            extra = list(check(filled))
+            for path, message in extra:
+                self.problem(format_path(("spec", kind, "config")) + path_suffix(path), message)
+            if extra:
+                return None
+        secrets = values_at(filled, secret_paths(schema, filled))
+        return ComponentSpec(type_name, filled), frozenset(secrets)
+
+    def _connector(self, doc: Mapping[str, Any]) -> ConnectorSpec | None:
+        spec = doc["spec"]
+        source = self._component("source", spec["source"], self.registry.source_types)
+        target = self._component("target", spec["target"], self.registry.target_types)
+        if source is None or target is None or self.name is None:
+            return None
+        allowed = tuple(spec.get("allowedSourceIps", ()))
+        for i, cidr in enumerate(allowed):
+            if not _is_network(cidr):
+                self.problem(f"spec.allowedSourceIps[{i}]", f"{cidr!r} is not an IP network")
+                return None
+        filters = tuple(spec.get("filters", ()))
+        if filters:
+            try:
+                compile_filters(list(filters), base_path="/spec/filters")
+            except FilterConfigError as exc:
+                self.problem(pointer_to_path(exc.path), exc.message)
+                return None
+        delivery = spec.get("delivery", {})
+        spool_problems = _nats_spool_problems(delivery)
+        for path, message in spool_problems:
+            self.problem(path, message)
+        if spool_problems:
+            return None
+        return ConnectorSpec(
+            name=self.name,
+            file=self.file,
+            source=source[0],
+            target=target[0],
+            delivery=_delivery_spec(delivery, self.name),
+            filters=filters,
+            allowed_source_ips=allowed,
+            max_bytes_in_flight=spec.get("limits", {}).get(
+                "maxBytesInFlight", ConnectorSpec.max_bytes_in_flight
+            ),
+            secrets=source[1] | target[1] | _nats_spool_secrets(delivery),
+        )
+
+
+def _nats_spool_problems(delivery: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong with ``spool``, ``ack`` and ``nats`` together (the schema checked each)."""
+    spool = delivery.get("spool", "local")
+    raw = delivery.get("nats")
+    if spool != "nats":
+        if raw is not None:
+            return [("spec.delivery.nats", f"only used with spool 'nats' (spool is {spool!r})")]
+        return []
+    if raw is None:
+        return [("spec.delivery", "missing required key 'nats' (spool is 'nats')")]
+    problems = []
+    ack = delivery.get("ack", "durable")
+    if ack != "durable":
+        problems.append(
+            (
+                "spec.delivery.ack",
+                f"{ack!r} cannot be used with spool 'nats' (only 'durable': a request is"
+                " acknowledged once JetStream stored its events)",
+            )
+        )
+    window = parse_duration(raw.get("duplicateWindow", "2m"))
+    max_age = parse_duration(raw.get("maxAge", 0))
+    retry_age = parse_duration(delivery.get("retry", {}).get("maxAge", RetrySpec.max_age))
+    if max_age and window > max_age:
+        problems.append(
+            (
+                "spec.delivery.nats.duplicateWindow",
+                f"{window:g}s is longer than maxAge ({max_age:g}s)",
+            )
+        )
+    if raw.get("retention") == "limits" and not max_age:
+        problems.append(
+            (
+                "spec.delivery.nats.maxAge",
+                "required with retention 'limits' (delivered events stay in the stream until then)",
+            )
+        )
+    if "credentials" in raw and importlib.util.find_spec("nkeys") is None:
+        problems.append(
+            ("spec.delivery.nats.credentials", "a credentials file needs the nkeys package")
+        )
+    if max_age and max_age < retry_age:
+        problems.append(
+            (
+                "spec.delivery.nats.maxAge",
+                f"{max_age:g}s is shorter than retry.maxAge ({retry_age:g}s): JetStream would"
+                " drop undelivered events before they are dead-lettered",
+            )
+        )
+    return problems
+
+
+def _shared_spool_problems(connectors: Sequence[ConnectorSpec]) -> list[Problem]:
+    """Two connectors on one NATS spool subject or consumer would take each other's events."""
+    problems: list[Problem] = []
+    owners: dict[tuple[object, ...], str] = {}
+    for c in connectors:
+        nats = c.delivery.nats
+        if nats is None:
+            continue
+        servers = frozenset(nats.servers)
+        for key, value in (("subject", nats.subject), ("consumer", nats.consumer)):
+            owner = owners.setdefault((servers, nats.stream, key, value), c.name)
+            if owner != c.name:
+                problems.append(
+                    Problem(
+                        c.file,
+                        c.name,
+                        f"spec.delivery.nats.{key}",
+                        f"{value!r} in stream {nats.stream} is already used by connector {owner}",
+                    )
+                )
+    return problems
+
+
+def _nats_spool_secrets(delivery: Mapping[str, Any]) -> frozenset[str]:
+    raw = delivery.get("nats")
+    if raw is None:
+        return frozenset()
+    schema = manifest_schema()["$defs"]["natsSpool"]
+    return frozenset(values_at(raw, secret_paths(schema, raw)))
+
+
+def _nats_spool_spec(raw: Mapping[str, Any], connector: str) -> NatsSpoolSpec:
+    return NatsSpoolSpec(
+        servers=tuple(raw["servers"]),
+        stream=raw["stream"],
+        subject=raw.get("subject", f"cr.spool.{connector}"),
+        consumer=raw.get("consumer", "cr-" + connector.replace(".", "_")),
+        replicas=raw.get("replicas", 1),
+        retention=raw.get("retention", "workqueue"),
+        max_age=parse_duration(raw.get("maxAge", 0)),
+        duplicate_window=parse_duration(raw.get("duplicateWindow", "2m")),
+        timeout=parse_duration(raw.get("timeout", 5)),
+        credentials=raw.get("credentials"),
+        token=raw.get("token"),
+        user=raw.get("user"),
+        password=raw.get("password"),
+    )
+
+
+def _delivery_spec(raw: Mapping[str, Any], connector: str = "") -> DeliverySpec:
+    retry = raw.get("retry", {})
+    quota = raw.get("quota", {})
+    dedupe = raw.get("dedupe", {})
+    defaults = DeliverySpec()
+    base = RetrySpec()
+    return DeliverySpec(
+        ack=raw.get("ack", defaults.ack),
+        timeout=parse_duration(raw.get("timeout", defaults.timeout)),
+        retry=RetrySpec(
+            attempts=retry.get("attempts", base.attempts),
+            initial_backoff=parse_duration(retry.get("initialBackoff", base.initial_backoff)),
+            max_backoff=parse_duration(retry.get("maxBackoff", base.max_backoff)),
+            max_age=parse_duration(retry.get("maxAge", base.max_age)),
+        ),
+        max_events=quota.get("maxEvents"),
+        max_bytes=quota.get("maxBytes"),
+        dedupe_window=parse_duration(dedupe.get("window", defaults.dedupe_window)),
+        dedupe_max_entries=dedupe.get("maxEntries", defaults.dedupe_max_entries),
+        spool=raw.get("spool", defaults.spool),
+        nats=_nats_spool_spec(raw["nats"], connector) if "nats" in raw else None,
+    )
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _runtime_spec(raw: Mapping[str, Any]) -> RuntimeSpec:
+    listen = raw.get("listen", {})
+    tls = raw.get("tls")
+    limits = raw.get("limits", {})
+    d = RuntimeSpec()
+    return RuntimeSpec(
+        host=listen.get("host", d.host),
+        port=int(listen.get("port", d.port)),
+        data_dir=raw.get("dataDir"),
+        tls=TLSSpec(tls["certFile"], tls["keyFile"]) if tls else None,
+        trusted_proxies=tuple(raw.get("trustedProxies", ())),
+        idle_timeout=parse_duration(limits.get("idleTimeout", d.idle_timeout)),
+        body_timeout=parse_duration(limits.get("bodyTimeout", d.body_timeout)),
+        max_header_bytes=int(limits.get("maxHeaderBytes", d.max_header_bytes)),
+    )

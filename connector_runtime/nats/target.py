@@ -1,0 +1,483 @@
+"""The ``nats`` target: CloudEvents into a NATS JetStream stream, one PubAck per event.
+
+Each event is published to a subject rendered from a template (``auth0.{connector}.{code}``)
+in one of the CloudEvents NATS binding's content modes:
+
+- ``binary``: every attribute but ``datacontenttype`` as a ``ce-<name>`` header,
+  ``datacontenttype`` as ``content-type``, the data as the payload;
+- ``structured``: the JSON event format as the payload, ``content-type:
+  application/cloudevents+json``.
+
+Every message carries ``Nats-Msg-Id`` = the event id, so JetStream drops a second copy that
+arrives within the stream's duplicate window (a retry after a lost PubAck, or the same
+Auth0 batch delivered to another runtime replica). An event counts as delivered only when
+its PubAck arrived, and only then does the dispatcher remove it from the spool.
+
+Publishes of one ``send`` run concurrently, at most ``maxInFlight`` unacknowledged at a
+time for the whole target. Lost connections, timeouts, "no responders" and JetStream 5xx
+answers (e.g. while a stream elects a leader) are transient: the events are retried.
+JetStream 4xx answers, a payload over the server's limit, a subject outside the stream and
+a missing stream under ``create: false`` are permanent: the events are dead-lettered.
+
+The connection is made in the background with unlimited reconnects, so a NATS that is down
+when the runtime starts delays deliveries (they retry) but neither start-up nor requests.
+Deployment (replicas, an R3 stream) and the duplicate window are described in docs/nats.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import nats.js.errors
+from nats.js import JetStreamContext, api
+
+from connector_runtime.config.checks import parse_duration
+from connector_runtime.errors import DeliveryError
+from connector_runtime.events import (
+    STRUCTURED_CONTENT_TYPE,
+    AttributeValue,
+    Event,
+    is_extension_name,
+    to_structured,
+)
+from connector_runtime.hookspecs import hookimpl
+from connector_runtime.nats.connection import (
+    MSG_ID_HEADER,
+    Connection,
+    auth_options,
+    classify,
+    ensure_stream,
+    subject_matches,
+)
+from connector_runtime.records import SendResult, TargetContext, TargetType
+
+MAX_BATCH: Final = 500
+STREAM_RECHECK: Final = 30.0
+"""Seconds after "no stream answered" before the stream is looked up again."""
+_SUBJECT_CACHE_SIZE: Final = 4096
+
+_DURATION: Final[dict[str, Any]] = {
+    "oneOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$"},
+    ]
+}
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "nats target",
+    "type": "object",
+    "required": ["servers", "subject", "stream"],
+    "additionalProperties": False,
+    "properties": {
+        "servers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": "^(nats|tls)://[^\\s]+$"},
+            "description": "NATS server URLs (nats:// or tls://); any one of them is enough "
+            "to join the cluster. Give credentials with user/password or token, not in URLs.",
+        },
+        "subject": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Subject template, e.g. 'auth0.{connector}.{code}'. Placeholders: "
+            "{connector}, any CloudEvent attribute ({type}, {source}, {subject}, ...) and "
+            "{code}, the last dot-separated part of 'type'. In a value, characters a subject "
+            "token cannot hold (whitespace, '.', '*', '>') become '_'; a missing or empty "
+            "value becomes '_'.",
+        },
+        "mode": {
+            "enum": ["binary", "structured"],
+            "default": "binary",
+            "description": "CloudEvents NATS content mode: attributes as ce- headers (binary) "
+            "or the JSON event format as the payload (structured).",
+        },
+        "stream": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "description": "The JetStream stream that stores the events.",
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{1,255}$",
+                    "description": "Stream name; every publish expects this stream to store it.",
+                },
+                "subjects": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": "^[^\\s]+$"},
+                    "description": "Subjects of a stream created here; default: the subject "
+                    "template with every token holding a placeholder replaced by '*'.",
+                },
+                "replicas": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 5,
+                    "default": 1,
+                    "description": "Copies of each message in the cluster (3 for production).",
+                },
+                "retention": {
+                    "enum": ["limits", "interest", "workqueue"],
+                    "default": "limits",
+                    "description": "JetStream retention policy of a stream created here.",
+                },
+                "maxAge": {
+                    **_DURATION,
+                    "description": "Seconds (or a duration string) messages are kept; "
+                    "0 or absent: no limit.",
+                },
+                "duplicateWindow": {
+                    **_DURATION,
+                    "default": 120,
+                    "description": "Seconds (or a duration string) within which a second "
+                    "message with the same event id is dropped. It must cover the longest "
+                    "time between two deliveries of one event (see docs/nats.md).",
+                },
+                "create": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Create the stream when it is missing (an existing stream "
+                    "is never changed). false: only check that it exists.",
+                },
+            },
+        },
+        "credentials": {
+            "type": "string",
+            "minLength": 1,
+            "x-secret": True,
+            "description": "Path of a .creds file (JWT and NKey seed); needs the nkeys package.",
+        },
+        "token": {
+            "type": "string",
+            "minLength": 1,
+            "x-secret": True,
+            "description": "Authentication token.",
+        },
+        "user": {"type": "string", "minLength": 1, "description": "User name (with password)."},
+        "password": {
+            "type": "string",
+            "minLength": 1,
+            "x-secret": True,
+            "description": "Password of user.",
+        },
+        "timeout": {
+            "oneOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$"},
+            ],
+            "default": 5,
+            "description": "Seconds (or a duration string) to wait for one PubAck; keep it "
+            "below the connector's delivery timeout.",
+        },
+        "maxInFlight": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65536,
+            "default": 256,
+            "description": "Publishes awaiting their PubAck at once; 1 keeps the stream in "
+            "spool order.",
+        },
+    },
+    "dependentRequired": {"user": ["password"], "password": ["user"]},
+}
+
+
+# -- subjects (pure) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+
+
+_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
+_BAD_LITERAL: Final = re.compile(r"[\s*>{}\x00-\x1f\x7f]")
+_NOT_IN_TOKEN: Final = re.compile(r"[\s.*>\x00-\x1f\x7f]")
+
+
+@functools.lru_cache(maxsize=64)
+def parse_subject(template: str) -> tuple[str | _Field, ...]:
+    """Split a subject template into literal text and placeholders; ValueError if invalid."""
+    parts: list[str | _Field] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts.append(template[pos : match.start()])
+        name = match.group(1)
+        if name not in ("connector", "code") and not is_extension_name(name):
+            raise ValueError(
+                f"unknown placeholder {{{name}}} (use {{connector}}, {{code}} or an attribute"
+                " name such as {type})"
+            )
+        parts.append(_Field(name))
+        pos = match.end()
+    parts.append(template[pos:])
+    for part in parts:
+        if isinstance(part, str) and (bad := _BAD_LITERAL.search(part)):
+            raise ValueError(f"{bad.group()!r} is not allowed in a subject outside a placeholder")
+    if "" in subject_pattern_of(parts).split("."):
+        raise ValueError("a subject cannot have an empty token (leading, trailing or '..')")
+    return tuple(p for p in parts if p != "")
+
+
+def subject_pattern_of(template: str | Sequence[str | _Field]) -> str:
+    """The template with every token holding a placeholder replaced by ``*``."""
+    parts = parse_subject(template) if isinstance(template, str) else template
+    text = "".join("\x00" if isinstance(p, _Field) else p for p in parts)
+    return ".".join("*" if "\x00" in token else token for token in text.split("."))
+
+
+def subject_token(value: str) -> str:
+    """``value`` made fit for one subject token: forbidden characters become ``_``."""
+    return _NOT_IN_TOKEN.sub("_", value) or "_"
+
+
+def render_subject(template: str, attributes: Mapping[str, AttributeValue], connector: str) -> str:
+    """The subject of an event with ``attributes`` published by ``connector``."""
+    out: list[str] = []
+    for part in parse_subject(template):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        if part.name == "connector":
+            value: AttributeValue | None = connector
+        elif part.name == "code":
+            value = str(attributes.get("type", "")).rsplit(".", 1)[-1]
+        else:
+            value = attributes.get(part.name)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append(subject_token("" if value is None else str(value)))
+    return "".join(out)
+
+
+# -- encoding and errors (pure) ----------------------------------------------------------
+
+
+def encode(event: Event, mode: str) -> tuple[bytes, dict[str, str]]:
+    """Payload and headers of the NATS message for ``event`` (``Nats-Msg-Id`` included)."""
+    if mode == "structured":
+        return to_structured(event), {
+            "content-type": STRUCTURED_CONTENT_TYPE,
+            MSG_ID_HEADER: event.id,
+        }
+    headers: dict[str, str] = {}
+    for name, value in event.peek().items():
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        headers["content-type" if name == "datacontenttype" else "ce-" + name] = text
+    headers[MSG_ID_HEADER] = event.id
+    return event.data or b"", headers
+
+
+# -- the target --------------------------------------------------------------------------
+
+
+class NATSTarget:
+    """Publishes CloudEvents to JetStream and waits for each PubAck."""
+
+    max_batch = MAX_BATCH
+
+    def __init__(self, config: Mapping[str, Any], ctx: TargetContext) -> None:
+        self.connector = ctx.connector
+        self.log = ctx.log
+        self.servers = [str(s) for s in config["servers"]]
+        self.template = str(config["subject"])
+        self.mode = str(config.get("mode", "binary"))
+        self.timeout = parse_duration(config.get("timeout", 5))
+        stream = dict(config["stream"])
+        self.stream = str(stream["name"])
+        self.create = bool(stream.get("create", True))
+        self.stream_config = api.StreamConfig(
+            name=self.stream,
+            subjects=list(stream.get("subjects") or [subject_pattern_of(self.template)]),
+            retention=api.RetentionPolicy(stream.get("retention", "limits")),
+            max_age=parse_duration(stream.get("maxAge", 0)) or None,
+            duplicate_window=parse_duration(stream.get("duplicateWindow", 120)),
+            num_replicas=int(stream.get("replicas", 1)),
+            storage=api.StorageType.FILE,
+        )
+        self.duplicates = 0
+        """PubAcks that said JetStream already had the message (dropped as a repeat)."""
+        self._slots = asyncio.Semaphore(int(config.get("maxInFlight", 256)))
+        self._conn = Connection(
+            self.servers,
+            f"connector-runtime {self.connector}",
+            self.timeout,
+            auth_options(
+                config.get("credentials"),
+                config.get("token"),
+                config.get("user"),
+                config.get("password"),
+            ),
+            self.log,
+            on_connect=self._on_connect,
+        )
+        self._stream_subjects: tuple[str, ...] | None = None
+        self._stream_lock = asyncio.Lock()
+        self._recheck_at = 0.0
+        self._in_stream: dict[str, bool] = {}
+        self._closed = False
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        """Connect (in the background) and ensure the stream; wait at most ``timeout``."""
+        await self._conn.start()
+
+    async def _on_connect(self, js: JetStreamContext) -> None:
+        try:
+            await self._stream_ready(js)
+        except DeliveryError as exc:
+            self.log.warning("stream %s not ready: %s", self.stream, exc.reason)
+
+    async def close(self) -> None:
+        """Stop connecting; drain and close the connection.
+
+        The runtime closes a target after its dispatcher finished the attempt in flight, so
+        no PubAck is outstanding here."""
+        self._closed = True
+        await self._conn.close()
+
+    # -- the stream
+
+    def _stream_known(self) -> tuple[str, ...] | None:
+        subjects = self._stream_subjects
+        if subjects is not None and self._recheck_at and time.monotonic() >= self._recheck_at:
+            return None
+        return subjects
+
+    async def _stream_ready(self, js: JetStreamContext) -> tuple[str, ...]:
+        """The stream's subjects, creating the stream first if allowed and missing.
+
+        Looked up once, and again (at most every ``STREAM_RECHECK`` seconds) after no stream
+        answered a publish: it may have been deleted, or a leader may just be missing."""
+        subjects = self._stream_known()
+        if subjects is not None:
+            return subjects
+        async with self._stream_lock:
+            subjects = self._stream_known()
+            if subjects is None:
+                self._recheck_at = 0.0
+                try:
+                    subjects = await self._ensure_stream(js)
+                except DeliveryError as exc:
+                    if exc.permanent:
+                        self._stream_subjects = None
+                    else:
+                        self._recheck_at = time.monotonic() + STREAM_RECHECK
+                    raise
+                self._stream_subjects = subjects
+                self._in_stream.clear()
+            return subjects
+
+    async def _ensure_stream(self, js: JetStreamContext) -> tuple[str, ...]:
+        info = await ensure_stream(js, self.stream_config, self.create, self.timeout, self.log)
+        subjects = tuple(info.config.subjects or [self.stream])
+        pattern = subject_pattern_of(self.template)
+        if not any(subject_matches(s, pattern) for s in subjects):
+            self.log.warning(
+                "stream %s (subjects %s) does not take every subject of %s",
+                self.stream,
+                ", ".join(subjects),
+                self.template,
+            )
+        return subjects
+
+    def _subject_in_stream(self, subject: str, subjects: tuple[str, ...]) -> bool:
+        known = self._in_stream.get(subject)
+        if known is None:
+            if len(self._in_stream) >= _SUBJECT_CACHE_SIZE:
+                self._in_stream.clear()
+            known = self._in_stream[subject] = any(subject_matches(s, subject) for s in subjects)
+        return known
+
+    # -- sending
+
+    async def send(self, events: Sequence[Event]) -> SendResult:
+        js = self._conn.js
+        if self._closed:
+            raise DeliveryError("nats target closed")
+        if js is None or not self._conn.connected:
+            raise DeliveryError(self._conn.why_not())
+        subjects = await self._stream_ready(js)
+        results = await asyncio.gather(*(self._publish(js, subjects, e) for e in events))
+        rejected: dict[int, str] = {}
+        retry: dict[int, str] = {}
+        for i, (permanent, reason) in enumerate(results):
+            if reason is not None:
+                (rejected if permanent else retry)[i] = reason
+        return SendResult(rejected=rejected, retry=retry)
+
+    async def _publish(
+        self, js: JetStreamContext, subjects: tuple[str, ...], event: Event
+    ) -> tuple[bool, str | None]:
+        subject = render_subject(self.template, event.peek(), self.connector)
+        if not self._subject_in_stream(subject, subjects):
+            return True, f"subject {subject} is not in stream {self.stream} ({', '.join(subjects)})"
+        payload, headers = encode(event, self.mode)
+        async with self._slots:
+            if not self._conn.connected:  # fail fast instead of buffering while reconnecting
+                return False, self._conn.why_not("reconnecting")
+            try:
+                ack = await js.publish(
+                    subject, payload, timeout=self.timeout, stream=self.stream, headers=headers
+                )
+            except Exception as exc:
+                if isinstance(exc, nats.js.errors.NoStreamResponseError) and not self._recheck_at:
+                    self._recheck_at = time.monotonic() + STREAM_RECHECK
+                return classify(exc, self.timeout)
+        if ack.duplicate:
+            self.duplicates += 1
+        return False, None
+
+
+# -- registration --------------------------------------------------------------------------
+
+
+def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """Checks beyond the schema: the subject template, the stream's subjects and windows."""
+    problems: list[tuple[str, str]] = []
+    template = str(config.get("subject", ""))
+    try:
+        pattern = subject_pattern_of(template)
+    except ValueError as exc:
+        return [("subject", f"{template!r}: {exc}")]
+    stream = config.get("stream", {})
+    subjects = stream.get("subjects")
+    if subjects and not any(subject_matches(s, pattern) for s in subjects):
+        problems.append(
+            ("stream.subjects", f"no subject covers {pattern} (the subject template {template})")
+        )
+    window = parse_duration(stream.get("duplicateWindow", 120))
+    max_age = parse_duration(stream.get("maxAge", 0))
+    if max_age and window > max_age:
+        problems.append(
+            ("stream.duplicateWindow", f"{window:g}s is longer than maxAge ({max_age:g}s)")
+        )
+    if "credentials" in config and importlib.util.find_spec("nkeys") is None:
+        problems.append(("credentials", "a credentials file needs the nkeys package installed"))
+    return problems
+
+
+def create(config: Mapping[str, Any], ctx: TargetContext) -> NATSTarget:
+    return NATSTarget(config, ctx)
+
+
+@hookimpl
+def register_target_types(register: Any) -> None:
+    register(
+        TargetType(
+            name="nats",
+            config_schema=CONFIG_SCHEMA,
+            create=create,
+            description="Publish CloudEvents to a NATS JetStream stream (deduplicated by id)",
+            check_config=check_config,
+        )
+    )

@@ -1,0 +1,32 @@
+"""Counters per connector, bumped by every layer: a leaf module (it imports nothing of the
+runtime), so the request path, the spool and the dispatcher can all reach it without an
+import cycle. :mod:`connector_runtime.observe.metrics` reads them when ``/metrics`` is
+scraped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ConnectorStats:
+    """Counters of one connector since the process started."""
+
+    requests: int = 0
+    received: int = 0
+    accepted: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    auth_failures: int = 0
+    filter_errors: int = 0
+    bytes_in_flight: int = 0
+    requests_in_flight: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    observe_request: Callable[[float], None] = lambda seconds: None
+    observe_delivery: Callable[[float], None] = lambda seconds: None
