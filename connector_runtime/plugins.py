@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -195,8 +194,3 @@ def _collect(
         into[item.name] = item
         names.append(item.name)
     return True
-
-
-def plugin_module(name: str) -> ModuleType:
-    """Import a built-in plugin module by name (used by tests and the scaffold)."""
-    return importlib.import_module(name)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import jsonschema
@@ -191,7 +192,9 @@ def test_generated_files_are_well_formed(tmp_path):
     assert project["project"]["entry-points"]["connector_runtime"] == {
         "acme-crm": "connector_runtime_acme_crm"
     }
-    assert project["project"]["dependencies"] == [f"connector-runtime>={scaffold.__version__}"]
+    assert project["project"]["dependencies"] == [
+        f"connector-runtime>={version('connector-runtime')}"
+    ]
 
     schema = json.loads((where / "connector_runtime_acme_crm/config.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

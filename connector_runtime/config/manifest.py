@@ -7,7 +7,6 @@ JSON path and what is wrong. Values of secret fields never appear in a message.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import os
@@ -32,7 +31,6 @@ from connector_runtime.config.model import (
     ConnectorSpec,
     DeliverySpec,
     Manifest,
-    NatsSpoolSpec,
     RetrySpec,
     RuntimeSpec,
     TLSSpec,
@@ -41,6 +39,7 @@ from connector_runtime.config.secrets import secret_paths, values_at
 from connector_runtime.config.substitution import substitute
 from connector_runtime.errors import ManifestError, Problem
 from connector_runtime.filters.subscription import FilterConfigError, compile_filters
+from connector_runtime.nats import config as nats_config
 from connector_runtime.plugins import Registry
 from connector_runtime.records import ConfigCheck, JSONSchema
 
@@ -89,7 +88,7 @@ def load_manifest(
                         Problem(file, None, "kind", "a second Runtime document (one per run)")
                     )
                 runtime = result
-    problems.extend(_shared_spool_problems(connectors))
+    problems.extend(nats_config.shared_spool_problems(connectors))
     if not problems and not connectors:
         problems.append(Problem(", ".join(map(str, paths)), None, "", "no Connector documents"))
     if problems:
@@ -208,7 +207,7 @@ class _DocumentReader:
                 self.problem(pointer_to_path(exc.path), exc.message)
                 return None
         delivery = spec.get("delivery", {})
-        spool_problems = _nats_spool_problems(delivery)
+        spool_problems = nats_config.spool_problems(delivery)
         for path, message in spool_problems:
             self.problem(path, message)
         if spool_problems:
@@ -224,109 +223,10 @@ class _DocumentReader:
             max_bytes_in_flight=spec.get("limits", {}).get(
                 "maxBytesInFlight", ConnectorSpec.max_bytes_in_flight
             ),
-            secrets=source[1] | target[1] | _nats_spool_secrets(delivery),
+            secrets=source[1]
+            | target[1]
+            | nats_config.spool_secrets(delivery, manifest_schema()["$defs"]["natsSpool"]),
         )
-
-
-def _nats_spool_problems(delivery: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What is wrong with ``spool``, ``ack`` and ``nats`` together (the schema checked each)."""
-    spool = delivery.get("spool", "local")
-    raw = delivery.get("nats")
-    if spool != "nats":
-        if raw is not None:
-            return [("spec.delivery.nats", f"only used with spool 'nats' (spool is {spool!r})")]
-        return []
-    if raw is None:
-        return [("spec.delivery", "missing required key 'nats' (spool is 'nats')")]
-    problems = []
-    ack = delivery.get("ack", "durable")
-    if ack != "durable":
-        problems.append(
-            (
-                "spec.delivery.ack",
-                f"{ack!r} cannot be used with spool 'nats' (only 'durable': a request is"
-                " acknowledged once JetStream stored its events)",
-            )
-        )
-    window = parse_duration(raw.get("duplicateWindow", "2m"))
-    max_age = parse_duration(raw.get("maxAge", 0))
-    retry_age = parse_duration(delivery.get("retry", {}).get("maxAge", RetrySpec.max_age))
-    if max_age and window > max_age:
-        problems.append(
-            (
-                "spec.delivery.nats.duplicateWindow",
-                f"{window:g}s is longer than maxAge ({max_age:g}s)",
-            )
-        )
-    if raw.get("retention") == "limits" and not max_age:
-        problems.append(
-            (
-                "spec.delivery.nats.maxAge",
-                "required with retention 'limits' (delivered events stay in the stream until then)",
-            )
-        )
-    if "credentials" in raw and importlib.util.find_spec("nkeys") is None:
-        problems.append(
-            ("spec.delivery.nats.credentials", "a credentials file needs the nkeys package")
-        )
-    if max_age and max_age < retry_age:
-        problems.append(
-            (
-                "spec.delivery.nats.maxAge",
-                f"{max_age:g}s is shorter than retry.maxAge ({retry_age:g}s): JetStream would"
-                " drop undelivered events before they are dead-lettered",
-            )
-        )
-    return problems
-
-
-def _shared_spool_problems(connectors: Sequence[ConnectorSpec]) -> list[Problem]:
-    """Two connectors on one NATS spool subject or consumer would take each other's events."""
-    problems: list[Problem] = []
-    owners: dict[tuple[object, ...], str] = {}
-    for c in connectors:
-        nats = c.delivery.nats
-        if nats is None:
-            continue
-        servers = frozenset(nats.servers)
-        for key, value in (("subject", nats.subject), ("consumer", nats.consumer)):
-            owner = owners.setdefault((servers, nats.stream, key, value), c.name)
-            if owner != c.name:
-                problems.append(
-                    Problem(
-                        c.file,
-                        c.name,
-                        f"spec.delivery.nats.{key}",
-                        f"{value!r} in stream {nats.stream} is already used by connector {owner}",
-                    )
-                )
-    return problems
-
-
-def _nats_spool_secrets(delivery: Mapping[str, Any]) -> frozenset[str]:
-    raw = delivery.get("nats")
-    if raw is None:
-        return frozenset()
-    schema = manifest_schema()["$defs"]["natsSpool"]
-    return frozenset(values_at(raw, secret_paths(schema, raw)))
-
-
-def _nats_spool_spec(raw: Mapping[str, Any], connector: str) -> NatsSpoolSpec:
-    return NatsSpoolSpec(
-        servers=tuple(raw["servers"]),
-        stream=raw["stream"],
-        subject=raw.get("subject", f"cr.spool.{connector}"),
-        consumer=raw.get("consumer", "cr-" + connector.replace(".", "_")),
-        replicas=raw.get("replicas", 1),
-        retention=raw.get("retention", "workqueue"),
-        max_age=parse_duration(raw.get("maxAge", 0)),
-        duplicate_window=parse_duration(raw.get("duplicateWindow", "2m")),
-        timeout=parse_duration(raw.get("timeout", 5)),
-        credentials=raw.get("credentials"),
-        token=raw.get("token"),
-        user=raw.get("user"),
-        password=raw.get("password"),
-    )
 
 
 def _delivery_spec(raw: Mapping[str, Any], connector: str = "") -> DeliverySpec:
@@ -349,7 +249,7 @@ def _delivery_spec(raw: Mapping[str, Any], connector: str = "") -> DeliverySpec:
         dedupe_window=parse_duration(dedupe.get("window", defaults.dedupe_window)),
         dedupe_max_entries=dedupe.get("maxEntries", defaults.dedupe_max_entries),
         spool=raw.get("spool", defaults.spool),
-        nats=_nats_spool_spec(raw["nats"], connector) if "nats" in raw else None,
+        nats=nats_config.spool_spec(raw["nats"], connector) if "nats" in raw else None,
     )
 
 

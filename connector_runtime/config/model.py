@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ACK_POLICIES = ("durable", "delivered", "received")
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 # Auth0 keeps retrying a failed batch and pauses the stream after 7 days of failures, so the
 # same log id can come back up to 7 days after we first saw it; one more day covers clock

@@ -17,8 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connector_runtime.runtime import Runtime
 from connector_runtime.sources.handler import new_request_id
 
-RESERVED_PATHS = ("healthz", "readyz", "metrics")
-
 
 def _declares_body(headers: tornado.httputil.HTTPHeaders) -> bool:
     return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
