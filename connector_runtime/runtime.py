@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +14,14 @@ from connector_runtime.delivery.dispatcher import Dispatcher, status_of
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event
 from connector_runtime.ingest.dedupe import SpoolDedupe
-from connector_runtime.ingest.handoffs import DrainRate, DurableHandoff, Quota, ReceivedHandoff
-from connector_runtime.ingest.pipeline import (
+from connector_runtime.ingest.handoffs import (
     DeliveredHandoff,
-    Handoff,
-    Pipeline,
-    combine,
+    DrainRate,
+    DurableHandoff,
+    Quota,
+    ReceivedHandoff,
 )
+from connector_runtime.ingest.pipeline import Handoff, Pipeline, combine
 from connector_runtime.nats import spool as nats_spool
 from connector_runtime.observe.metrics import Metrics
 from connector_runtime.observe.stats import ConnectorStats
@@ -73,9 +74,86 @@ class ConnectorRuntime:
     def base_path(self) -> str:
         return "/" + self.spec.name
 
-    def over_quota(self) -> str | None:
-        check = getattr(self.handoff, "over_quota", None)
-        return check() if check is not None else None
+    def refusing(self) -> str | None:
+        """Why this connector's hand-off would refuse events now (readiness)."""
+        return self.handoff.refusing()
+
+
+@dataclass
+class Parts:
+    """What one connector's ack policy is made of: the hand-off the pipeline gives events
+    to, where events wait (a queue, and the dispatcher that empties it), and the dedupe the
+    pipeline asks first. One factory below builds each policy."""
+
+    handoff: Handoff
+    rate: DrainRate
+    queue: BatchQueue | None = None
+    dispatcher: Dispatcher | None = None
+    dedupe: SpoolDedupe | None = None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What every factory may use."""
+
+    spec: ConnectorSpec
+    target: Target
+    spool: Spool
+    stats: ConnectorStats
+    log: logging.Logger
+
+    def dispatcher(self, queue: BatchQueue) -> Dispatcher:
+        d = self.spec.delivery
+        return Dispatcher(
+            self.spec.name, queue, self.target, d.retry, d.timeout, self.log, self.stats
+        )
+
+
+async def durable(n: Needs) -> Parts:
+    """Events committed to the local spool before the 2xx; the dispatcher delivers."""
+    d, rate = n.spec.delivery, DrainRate()
+    queue = SpoolQueue(n.spool, n.spec.name)
+    await asyncio.to_thread(queue.load_depth)
+    dispatcher = n.dispatcher(queue)
+    dedupe = d.dedupe_max_entries > 0  # looked up inside the spool's append
+    handoff = DurableHandoff(n.spool, queue, Quota(d), rate, dispatcher.wake, dedupe=dedupe)
+    return Parts(handoff, rate, queue, dispatcher)
+
+
+async def received(n: Needs) -> Parts:
+    """Events wait in memory after the 2xx (lost on a crash)."""
+    d, rate = n.spec.delivery, DrainRate()
+    queue = MemoryQueue(n.spool, n.spec.name)
+    dispatcher = n.dispatcher(queue)
+    quota = Quota(d, MEMORY_QUEUE_DEFAULT_EVENTS)
+    handoff = ReceivedHandoff(queue, quota, rate, dispatcher.wake)
+    dedupe = SpoolDedupe(n.spool, n.spec.name, wait=False) if d.dedupe_max_entries else None
+    return Parts(handoff, rate, queue, dispatcher, dedupe)
+
+
+async def delivered(n: Needs) -> Parts:
+    """No queue: the 2xx waits for the target's answer."""
+    d, name = n.spec.delivery, n.spec.name
+    dead = SpoolDeadLetter(n.spool, name)
+    handoff = DeliveredHandoff(n.target, d.timeout, n.stats, n.log, dead)
+    dedupe = SpoolDedupe(n.spool, name) if d.dedupe_max_entries else None
+    return Parts(handoff, DrainRate(), dedupe=dedupe)
+
+
+async def nats_spooled(n: Needs) -> Parts:
+    """A JetStream stream is the spool (and does the dedupe); ``ack: durable`` only."""
+    rate = DrainRate()
+    handoff, queue, dispatcher = await nats_spool.build(
+        n.spec, n.target, n.spool, n.stats, rate, n.log
+    )
+    return Parts(handoff, rate, queue, dispatcher)
+
+
+FACTORIES: dict[str, Callable[[Needs], Awaitable[Parts]]] = {
+    "durable": durable,
+    "received": received,
+    "delivered": delivered,
+}
 
 
 class Runtime:
@@ -118,49 +196,10 @@ class Runtime:
             clog.debug("filter error: %s", reason)
 
         predicate = combine(self.registry.event_filters(spec, filter_failed))
-        delivery = spec.delivery
-        rate = DrainRate()
-        queue: BatchQueue | None = None
-        dispatcher: Dispatcher | None = None
-        handoff: Handoff
-        dedupe = None
-        if delivery.spool == "nats":  # JetStream is the spool (and its dedupe)
-            handoff, queue, dispatcher = await nats_spool.build(
-                spec, target, spool, stats, rate, clog
-            )
-        elif delivery.ack == "delivered":
-            handoff = DeliveredHandoff(
-                target, delivery.timeout, stats, clog, SpoolDeadLetter(spool, spec.name)
-            )
-            dedupe = SpoolDedupe(spool, spec.name) if delivery.dedupe_max_entries else None
-        else:
-            if delivery.ack == "durable":
-                queue = SpoolQueue(spool, spec.name)
-                await asyncio.to_thread(queue.load_depth)
-            else:
-                queue = MemoryQueue(spool, spec.name)
-                dedupe = (
-                    SpoolDedupe(spool, spec.name, wait=False)
-                    if delivery.dedupe_max_entries
-                    else None
-                )
-            dispatcher = Dispatcher(
-                spec.name, queue, target, delivery.retry, delivery.timeout, clog, stats
-            )
-            if isinstance(queue, SpoolQueue):
-                handoff = DurableHandoff(
-                    spool,
-                    queue,
-                    Quota(delivery),
-                    rate,
-                    dispatcher.wake,
-                    dedupe=delivery.dedupe_max_entries > 0,
-                )
-            else:
-                handoff = ReceivedHandoff(
-                    queue, Quota(delivery, MEMORY_QUEUE_DEFAULT_EVENTS), rate, dispatcher.wake
-                )
-        pipeline = Pipeline(spec.name, predicate, dedupe, handoff, stats)
+        needs = Needs(spec, target, spool, stats, clog)
+        factory = nats_spooled if spec.delivery.spool == "nats" else FACTORIES[spec.delivery.ack]
+        parts = await factory(needs)
+        pipeline = Pipeline(spec.name, predicate, parts.dedupe, parts.handoff, stats)
         source_type = self.registry.source_types[spec.source.type]
         ctx = SourceContext(
             connector=spec.name,
@@ -179,7 +218,15 @@ class Runtime:
         )
         routes = list(source_type.routes(ctx))
         return ConnectorRuntime(
-            spec, target, pipeline, stats, handoff, queue, dispatcher, rate, routes
+            spec,
+            target,
+            pipeline,
+            stats,
+            parts.handoff,
+            parts.queue,
+            parts.dispatcher,
+            parts.rate,
+            routes,
         )
 
     def readiness(self) -> list[str]:
@@ -190,7 +237,7 @@ class Runtime:
         if self.spool is not None:
             reasons.extend(self.spool.readiness())
         for c in self.connectors:
-            why = c.over_quota()
+            why = c.refusing()
             if why:
                 reasons.append(f"connector {c.spec.name}: {why}")
         return reasons

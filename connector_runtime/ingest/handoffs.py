@@ -1,18 +1,24 @@
-"""The ack policies that queue events: ``durable`` (spool) and ``received`` (memory).
-
-``delivered`` is :class:`~connector_runtime.ingest.pipeline.DeliveredHandoff`.
-"""
+"""The ack policies, one hand-off each: ``durable`` (the spool), ``received`` (memory) and
+``delivered`` (straight to the target). ``delivery.spool: nats`` has its own, in
+:mod:`connector_runtime.nats.spool`. Each implements
+:class:`~connector_runtime.ingest.pipeline.Handoff`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
 
 from connector_runtime.config.model import DeliverySpec
+from connector_runtime.delivery.attempt import attempt
 from connector_runtime.errors import SpoolError, Unavailable
 from connector_runtime.events import Event
+from connector_runtime.observe.stats import ConnectorStats
+from connector_runtime.records import Target
 from connector_runtime.spool.payloads import event_size, events_size
 from connector_runtime.spool.queues import MemoryQueue, SpoolQueue
 from connector_runtime.spool.store import Spool
@@ -84,7 +90,7 @@ class DurableHandoff:
         self.dedupe = dedupe
         """False when ``dedupe.maxEntries`` is 0: no id is looked up or remembered."""
 
-    def over_quota(self) -> str | None:
+    def refusing(self) -> str | None:
         return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
@@ -117,7 +123,7 @@ class ReceivedHandoff:
         self.rate = rate
         self.wake = wake
 
-    def over_quota(self) -> str | None:
+    def refusing(self) -> str | None:
         return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
@@ -130,3 +136,56 @@ class ReceivedHandoff:
         self.queue.put(events)
         self.wake.set()
         return 0
+
+
+class DeliveredHandoff:
+    """``ack: delivered``: answer only after the target accepted every event.
+
+    A transient failure or a timeout raises ``Unavailable`` (Auth0 sends the batch again).
+    Events the target rejected for good go to ``dead_letter`` when there is one, else are
+    logged and counted; retrying them could never succeed.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        timeout: float,
+        stats: ConnectorStats,
+        log: logging.Logger,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.stats = stats
+        self.log = log
+        self.dead_letter = dead_letter
+
+    def refusing(self) -> str | None:
+        return None  # nothing waits here; a target that is down shows in each answer
+
+    async def take(self, events: list[Event], request_id: str) -> int:
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
+        except TimeoutError:
+            raise Unavailable(f"target did not answer within {self.timeout:g}s") from None
+        if result.retry:
+            self.stats.retried += len(result.retry)
+            reason = next(iter(result.retry.values()))
+            raise Unavailable(f"target unavailable: {reason}")
+        if result.rejected:
+            self.stats.dead_lettered += len(result.rejected)
+            if self.dead_letter is not None:
+                await self.dead_letter.store(result.rejected)
+                for event, reason in result.rejected:
+                    self.log.warning("event %s dead-lettered: %s", event.id, reason)
+            else:
+                for event, reason in result.rejected:
+                    self.log.warning("event %s rejected by the target: %s", event.id, reason)
+        self.stats.delivered += len(events) - len(result.rejected)
+        self.stats.observe_delivery(time.monotonic() - started)
+        return 0
+
+
+class DeadLetter(Protocol):
+    async def store(self, rejected: Sequence[tuple[Event, str]]) -> None: ...

@@ -9,17 +9,12 @@ acknowledged, and the source answers 503.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from connector_runtime.delivery.attempt import attempt
-from connector_runtime.errors import Unavailable
 from connector_runtime.events import Event
 from connector_runtime.observe.stats import ConnectorStats
-from connector_runtime.records import EventPredicate, Outcome, Target
+from connector_runtime.records import EventPredicate, Outcome
 
 
 class Dedupe(Protocol):
@@ -33,10 +28,17 @@ class Dedupe(Protocol):
 
 
 class Handoff(Protocol):
-    """Takes a request's filtered, deduplicated events per an ack policy."""
+    """Takes a request's filtered, deduplicated events per an ack policy
+    (:mod:`connector_runtime.ingest.handoffs` has one per policy)."""
 
     async def take(self, events: list[Event], request_id: str) -> int:
-        """Make ``events`` safe; return how many more turned out to be duplicates."""
+        """Make ``events`` safe; return how many more turned out to be duplicates. Raise
+        ``Unavailable`` when they cannot be made safe (the request gets 503)."""
+        ...
+
+    def refusing(self) -> str | None:
+        """Why :meth:`take` would refuse events now (a full quota, a store that cannot be
+        reached), or None; readiness reports it."""
         ...
 
 
@@ -86,53 +88,3 @@ class Pipeline:
         stats.filtered += filtered
         stats.duplicates += duplicates
         return Outcome(accepted, filtered, duplicates)
-
-
-class DeliveredHandoff:
-    """``ack: delivered``: answer only after the target accepted every event.
-
-    A transient failure or a timeout raises ``Unavailable`` (Auth0 sends the batch again).
-    Events the target rejected for good go to ``dead_letter`` when there is one, else are
-    logged and counted; retrying them could never succeed.
-    """
-
-    def __init__(
-        self,
-        target: Target,
-        timeout: float,
-        stats: ConnectorStats,
-        log: logging.Logger,
-        dead_letter: DeadLetter | None = None,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.stats = stats
-        self.log = log
-        self.dead_letter = dead_letter
-
-    async def take(self, events: list[Event], request_id: str) -> int:
-        started = time.monotonic()
-        try:
-            result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
-        except TimeoutError:
-            raise Unavailable(f"target did not answer within {self.timeout:g}s") from None
-        if result.retry:
-            self.stats.retried += len(result.retry)
-            reason = next(iter(result.retry.values()))
-            raise Unavailable(f"target unavailable: {reason}")
-        if result.rejected:
-            self.stats.dead_lettered += len(result.rejected)
-            if self.dead_letter is not None:
-                await self.dead_letter.store(result.rejected)
-                for event, reason in result.rejected:
-                    self.log.warning("event %s dead-lettered: %s", event.id, reason)
-            else:
-                for event, reason in result.rejected:
-                    self.log.warning("event %s rejected by the target: %s", event.id, reason)
-        self.stats.delivered += len(events) - len(result.rejected)
-        self.stats.observe_delivery(time.monotonic() - started)
-        return 0
-
-
-class DeadLetter(Protocol):
-    async def store(self, rejected: Sequence[tuple[Event, str]]) -> None: ...

@@ -275,7 +275,7 @@ class NatsSpoolHandoff:
         self.rate = rate
         self.wake = wake
 
-    def over_quota(self) -> str | None:
+    def refusing(self) -> str | None:
         """Why this replica should get no requests now (readiness)."""
         why = self.stream.unavailable()
         if why is not None:
