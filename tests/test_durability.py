@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl, record
 
 from connector_runtime.testing import RecordingTarget, RunningRuntime, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl, record
 from tests.procs import RuntimeProcess, cli, write_manifest
 
 Factory = Callable[..., RunningRuntime]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl, record
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector_runtime.testing import (
@@ -24,7 +25,6 @@ from connector_runtime.testing import (
     free_port,
     post,
 )
-from tests.auth0_fixtures import batch, jsonl, record
 from tests.procs import RuntimeProcess, write_manifest
 
 TOKEN = "ops-stream-token-1"

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl
 
 from connector_runtime.testing import RecordingTarget, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest
 
 
