@@ -11,7 +11,7 @@ from connector_runtime.plugins import build_registry
 from connector_runtime.testing import RecordingTarget, connector_doc, post
 from tests.procs import RuntimeProcess, cli, write_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tenant_manifest(tmp_path: Path, target: RecordingTarget) -> Path:

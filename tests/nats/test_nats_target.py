@@ -11,17 +11,6 @@ import time
 import nats.errors
 import nats.js.errors
 import pytest
-from nats_support import (
-    NatsServer,
-    auth0_data,
-    auth0_lines,
-    delete_stream,
-    log_id,
-    requires_nats_server,
-    stream_count,
-    stream_messages,
-    wait_for_count,
-)
 
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.delivery.attempt import attempt
@@ -43,6 +32,17 @@ from connector_runtime.nats.target import (
 from connector_runtime.plugins import build_registry
 from connector_runtime.records import TargetContext
 from connector_runtime.testing import connector_doc, post, start_runtime, write_manifest
+from tests.nats.nats_support import (
+    NatsServer,
+    auth0_data,
+    auth0_lines,
+    delete_stream,
+    log_id,
+    requires_nats_server,
+    stream_count,
+    stream_messages,
+    wait_for_count,
+)
 
 TEMPLATE = "auth0.{connector}.{code}"
 STREAM = "AUTH0"

@@ -9,7 +9,7 @@ from connector_runtime_auth0.testing import jsonl, record
 
 from connector_runtime.testing import RecordingTarget, RunningRuntime, connector_doc, post
 from tests.procs import cli, write_manifest
-from tests.test_ops import samples, value
+from tests.scrape import samples, value
 
 Factory = Callable[..., RunningRuntime]
 
