@@ -17,18 +17,14 @@ from connector_runtime.delivery.attempt import attempt
 from connector_runtime.errors import DeliveryError, ManifestError
 from connector_runtime.events import make_event, to_structured
 from connector_runtime.nats import target as nats_target
-from connector_runtime.nats.target import (
-    CONFIG_SCHEMA,
-    MSG_ID_HEADER,
-    NATSTarget,
-    check_config,
-    classify,
+from connector_runtime.nats.binding import (
     encode,
     parse_subject,
     render_subject,
-    subject_matches,
     subject_pattern_of,
 )
+from connector_runtime.nats.connection import MSG_ID_HEADER, classify, subject_matches
+from connector_runtime.nats.target import CONFIG_SCHEMA, NATSTarget, check_config
 from connector_runtime.plugins import build_registry
 from connector_runtime.records import TargetContext
 from connector_runtime.testing import connector_doc, post, start_runtime, write_manifest
