@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from connector_runtime_auth0.testing import batch, jsonl
+
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, write_manifest
 
 

@@ -12,11 +12,11 @@ import uuid
 from typing import Any, ClassVar
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl, record
 
 from connector_runtime import RequestRejected, SourceHandler, SourceType, hookimpl, make_event
 from connector_runtime.conformance import SourceConformance, marks_secret
 from connector_runtime.plugins import build_registry
-from tests.auth0_fixtures import batch, jsonl, record
 
 AUTH0_TOKEN = "Bearer conformance-0123456789"
 

@@ -1,2 +1,3 @@
 """Everything NATS: the connection (:mod:`.connection`), the ``nats`` target
-(:mod:`.target`), and ``delivery.spool: nats`` (:mod:`.spool`, :mod:`.stream`)."""
+(:mod:`.target`, with its subjects and message encoding in :mod:`.binding`), and
+``delivery.spool: nats`` (:mod:`.spool`, :mod:`.stream`)."""

@@ -1,7 +1,7 @@
 """The ``nats`` target: CloudEvents into a NATS JetStream stream, one PubAck per event.
 
 Each event is published to a subject rendered from a template (``auth0.{connector}.{code}``)
-in one of the CloudEvents NATS binding's content modes:
+in one of the CloudEvents NATS binding's content modes (both in :mod:`.binding`):
 
 - ``binary``: every attribute but ``datacontenttype`` as a ``ce-<name>`` header,
   ``datacontenttype`` as ``content-type``, the data as the payload;
@@ -27,12 +27,9 @@ Deployment (replicas, an R3 stream) and the duplicate window are described in do
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib.util
-import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import nats.js.errors
@@ -40,16 +37,10 @@ from nats.js import JetStreamContext, api
 
 from connector_runtime.config.checks import parse_duration
 from connector_runtime.errors import DeliveryError
-from connector_runtime.events import (
-    STRUCTURED_CONTENT_TYPE,
-    AttributeValue,
-    Event,
-    is_extension_name,
-    to_structured,
-)
+from connector_runtime.events import Event
 from connector_runtime.hookspecs import hookimpl
+from connector_runtime.nats.binding import encode, render_subject, subject_pattern_of
 from connector_runtime.nats.connection import (
-    MSG_ID_HEADER,
     Connection,
     auth_options,
     classify,
@@ -188,92 +179,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
     },
     "dependentRequired": {"user": ["password"], "password": ["user"]},
 }
-
-
-# -- subjects (pure) ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-
-
-_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
-_BAD_LITERAL: Final = re.compile(r"[\s*>{}\x00-\x1f\x7f]")
-_NOT_IN_TOKEN: Final = re.compile(r"[\s.*>\x00-\x1f\x7f]")
-
-
-@functools.lru_cache(maxsize=64)
-def parse_subject(template: str) -> tuple[str | _Field, ...]:
-    """Split a subject template into literal text and placeholders; ValueError if invalid."""
-    parts: list[str | _Field] = []
-    pos = 0
-    for match in _PLACEHOLDER.finditer(template):
-        parts.append(template[pos : match.start()])
-        name = match.group(1)
-        if name not in ("connector", "code") and not is_extension_name(name):
-            raise ValueError(
-                f"unknown placeholder {{{name}}} (use {{connector}}, {{code}} or an attribute"
-                " name such as {type})"
-            )
-        parts.append(_Field(name))
-        pos = match.end()
-    parts.append(template[pos:])
-    for part in parts:
-        if isinstance(part, str) and (bad := _BAD_LITERAL.search(part)):
-            raise ValueError(f"{bad.group()!r} is not allowed in a subject outside a placeholder")
-    if "" in subject_pattern_of(parts).split("."):
-        raise ValueError("a subject cannot have an empty token (leading, trailing or '..')")
-    return tuple(p for p in parts if p != "")
-
-
-def subject_pattern_of(template: str | Sequence[str | _Field]) -> str:
-    """The template with every token holding a placeholder replaced by ``*``."""
-    parts = parse_subject(template) if isinstance(template, str) else template
-    text = "".join("\x00" if isinstance(p, _Field) else p for p in parts)
-    return ".".join("*" if "\x00" in token else token for token in text.split("."))
-
-
-def subject_token(value: str) -> str:
-    """``value`` made fit for one subject token: forbidden characters become ``_``."""
-    return _NOT_IN_TOKEN.sub("_", value) or "_"
-
-
-def render_subject(template: str, attributes: Mapping[str, AttributeValue], connector: str) -> str:
-    """The subject of an event with ``attributes`` published by ``connector``."""
-    out: list[str] = []
-    for part in parse_subject(template):
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        if part.name == "connector":
-            value: AttributeValue | None = connector
-        elif part.name == "code":
-            value = str(attributes.get("type", "")).rsplit(".", 1)[-1]
-        else:
-            value = attributes.get(part.name)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        out.append(subject_token("" if value is None else str(value)))
-    return "".join(out)
-
-
-# -- encoding and errors (pure) ----------------------------------------------------------
-
-
-def encode(event: Event, mode: str) -> tuple[bytes, dict[str, str]]:
-    """Payload and headers of the NATS message for ``event`` (``Nats-Msg-Id`` included)."""
-    if mode == "structured":
-        return to_structured(event), {
-            "content-type": STRUCTURED_CONTENT_TYPE,
-            MSG_ID_HEADER: event.id,
-        }
-    headers: dict[str, str] = {}
-    for name, value in event.peek().items():
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        headers["content-type" if name == "datacontenttype" else "ce-" + name] = text
-    headers[MSG_ID_HEADER] = event.id
-    return event.data or b"", headers
 
 
 # -- the target --------------------------------------------------------------------------

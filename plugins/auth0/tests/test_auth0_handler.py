@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import logging
 
-from auth0_records import as_array, as_lines, sample_batch
 from connector_runtime import Outcome, SourceContext
 from tornado.testing import AsyncHTTPTestCase
 from tornado.web import Application
 
 from connector_runtime_auth0 import SOURCE_TYPE
+from connector_runtime_auth0.testing import as_array, as_lines, sample_batch
 
 
 class RecordingIngest:

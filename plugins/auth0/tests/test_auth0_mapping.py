@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from auth0_records import TENANT, data_text, element, sample_batch
 from connector_runtime import make_event, to_binary, to_structured
 
 from connector_runtime_auth0.mapping import Mapper, to_event
 from connector_runtime_auth0.parse import Record, parse_body
+from connector_runtime_auth0.testing import TENANT, data_text, element, sample_batch
 
 
 def record(code="fp", *, date="2024-05-14T09:31:07.412Z", user_id="auth0|abc123", data=None):

@@ -6,9 +6,17 @@ import json
 import random
 
 import pytest
-from auth0_records import DROP, as_array, as_lines, as_object, data_text, element, sample_batch
 
 from connector_runtime_auth0.parse import ParseError, Record, detect_format, parse_body
+from connector_runtime_auth0.testing import (
+    DROP,
+    as_array,
+    as_lines,
+    as_object,
+    data_text,
+    element,
+    sample_batch,
+)
 
 BATCH = sample_batch()
 ONE = element("90020240514aaaa", data_text("s", "90020240514aaaa"))

@@ -29,7 +29,7 @@ import yaml
 from connector_runtime.cli import commands as cli
 from connector_runtime.cli import scaffold
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LONGEST = "a" + "-b2" * 13  # 40 characters, the most a name may have
 
 EXPECTED_FILES = {

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl
 
 from connector_runtime.spool.datadir import cause_of, is_storage_failure
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, free_port, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest
 
 

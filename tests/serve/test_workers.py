@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from connector_runtime_auth0.testing import batch, jsonl
+
 from connector_runtime.testing import (
     RecordingTarget,
     connector_doc,
@@ -18,7 +20,6 @@ from connector_runtime.testing import (
     post,
     wait_healthy,
 )
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import cli, write_manifest
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from connector_runtime_auth0.testing import batch, jsonl
+
 from connector_runtime.plugins import build_registry
 from connector_runtime.testing import RecordingTarget, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tenant_manifest(tmp_path: Path, target: RecordingTarget) -> Path:

@@ -12,7 +12,7 @@ from connector_runtime.errors import ManifestError
 from connector_runtime.plugins import build_registry
 from tests.procs import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = build_registry()
 
 GOOD = """\

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl
 
 from connector_runtime.testing import RecordingTarget, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest
 
 
@@ -406,7 +406,7 @@ def test_readable_docs_are_the_whole_documents_before_the_cut():
 
 
 def test_the_readme_gives_the_commands_the_start_up_error_names():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for action in ("check", "repair"):
         assert f"connector-runtime spool {action} --data-dir data " in readme
     assert "spool check|repair --data-dir D [--json]" in readme

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-
 from connector_runtime.testing import RecordingTarget, RunningRuntime, post
-from tests.auth0_fixtures import SAMPLES, array, batch, jsonl, logs_object, record
 
+from connector_runtime_auth0.testing import array, batch, jsonl, logs_object, record
+
+# Real Auth0 deliveries (Elastic-licensed), beside the repository, never copied into it.
+SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "auth0" / "samples"
 TOKEN = "s3cr3t-stream-token"
 Start = Callable[..., RunningRuntime]
 
@@ -330,8 +334,6 @@ def test_printable_unicode_in_attributes_is_accepted(auth0_runtime: Start, recor
 def test_non_ascii_token_sent_as_utf8_is_accepted(auth0_runtime: Start, recording_target):
     token = "pässwört-tøken-1"
     rt = auth0_runtime({"token": token})
-    import http.client
-
     conn = http.client.HTTPConnection("127.0.0.1", rt.port, timeout=10)
     conn.putrequest("POST", "/a0")
     conn.putheader("Authorization", token.encode("utf-8"))

@@ -13,7 +13,9 @@ import time
 from collections import Counter
 
 import pytest
-from nats_support import (
+
+from connector_runtime.testing import connector_doc, post, start_runtime
+from tests.nats.nats_support import (
     NatsCluster,
     auth0_lines,
     log_id,
@@ -22,8 +24,6 @@ from nats_support import (
     stream_messages,
     wait_for_count,
 )
-
-from connector_runtime.testing import connector_doc, post, start_runtime
 
 STREAM = "AUTH0"
 PER_BATCH = 20

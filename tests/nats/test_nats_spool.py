@@ -19,13 +19,6 @@ import nats
 import pytest
 import tornado.httpserver
 import tornado.web
-from nats_support import (
-    NatsServer,
-    auth0_lines,
-    log_id,
-    requires_nats_server,
-    stream_count,
-)
 
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.config.model import NatsSpoolSpec
@@ -40,6 +33,13 @@ from connector_runtime.testing import (
     post,
     start_runtime,
     write_manifest,
+)
+from tests.nats.nats_support import (
+    NatsServer,
+    auth0_lines,
+    log_id,
+    requires_nats_server,
+    stream_count,
 )
 from tests.procs import RuntimeProcess, cli
 from tests.procs import write_manifest as write_manifest_file
@@ -271,7 +271,7 @@ def test_stream_messages_are_structured_json_cloudevents_as_labelled(
     assert document["specversion"] == "1.0" and document["id"] == log_id(7)
     assert document["type"] == "com.auth0.log.s"
     assert "content-type: application/cloudevents+json" in (
-        Path(__file__).parents[1] / "docs" / "nats.md"
+        Path(__file__).parents[2] / "docs" / "nats.md"
     ).read_text().replace("\n", " ")
 
 

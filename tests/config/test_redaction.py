@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl
 
 from connector_runtime.config.secrets import redact_url, redact_urls
 from connector_runtime.testing import connector_doc, free_port, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, cli, write_manifest
 
 SECRETS = ("s3cret", "k3y")

@@ -1,4 +1,5 @@
-"""Shared fixtures: the kit in ``connector_runtime.testing`` is loaded as a pytest plugin."""
+"""Fixtures for the auth0 source's tests; the runtime's kit (``connector_runtime.testing``)
+is loaded as a pytest plugin, so ``runtime_factory`` and ``recording_target`` come from it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from connector_runtime.testing import RecordingTarget, RunningRuntime, connector_doc
 
 

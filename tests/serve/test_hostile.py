@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from connector_runtime_auth0.testing import batch, jsonl
 
 from connector_runtime.testing import RecordingTarget, connector_doc, post
-from tests.auth0_fixtures import batch, jsonl
 from tests.procs import RuntimeProcess, write_manifest
 
 TOKEN = "hostile-test-token-0123456789abcdef"

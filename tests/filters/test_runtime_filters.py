@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from connector_runtime_auth0.testing import jsonl, record
+
 from connector_runtime.testing import RecordingTarget, RunningRuntime, connector_doc, post
-from tests.auth0_fixtures import jsonl, record
 from tests.procs import cli, write_manifest
-from tests.test_ops import samples, value
+from tests.scrape import samples, value
 
 Factory = Callable[..., RunningRuntime]
 

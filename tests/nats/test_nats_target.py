@@ -11,7 +11,24 @@ import time
 import nats.errors
 import nats.js.errors
 import pytest
-from nats_support import (
+
+from connector_runtime.config.manifest import load_manifest
+from connector_runtime.delivery.attempt import attempt
+from connector_runtime.errors import DeliveryError, ManifestError
+from connector_runtime.events import make_event, to_structured
+from connector_runtime.nats import target as nats_target
+from connector_runtime.nats.binding import (
+    encode,
+    parse_subject,
+    render_subject,
+    subject_pattern_of,
+)
+from connector_runtime.nats.connection import MSG_ID_HEADER, classify, subject_matches
+from connector_runtime.nats.target import CONFIG_SCHEMA, NATSTarget, check_config
+from connector_runtime.plugins import build_registry
+from connector_runtime.records import TargetContext
+from connector_runtime.testing import connector_doc, post, start_runtime, write_manifest
+from tests.nats.nats_support import (
     NatsServer,
     auth0_data,
     auth0_lines,
@@ -22,27 +39,6 @@ from nats_support import (
     stream_messages,
     wait_for_count,
 )
-
-from connector_runtime.config.manifest import load_manifest
-from connector_runtime.delivery.attempt import attempt
-from connector_runtime.errors import DeliveryError, ManifestError
-from connector_runtime.events import make_event, to_structured
-from connector_runtime.nats import target as nats_target
-from connector_runtime.nats.target import (
-    CONFIG_SCHEMA,
-    MSG_ID_HEADER,
-    NATSTarget,
-    check_config,
-    classify,
-    encode,
-    parse_subject,
-    render_subject,
-    subject_matches,
-    subject_pattern_of,
-)
-from connector_runtime.plugins import build_registry
-from connector_runtime.records import TargetContext
-from connector_runtime.testing import connector_doc, post, start_runtime, write_manifest
 
 TEMPLATE = "auth0.{connector}.{code}"
 STREAM = "AUTH0"
