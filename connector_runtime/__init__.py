@@ -4,6 +4,7 @@ The public surface for plugin authors: the hook marker, the records a plugin reg
 the event model, the base webhook handler and the errors.
 """
 
+from connector_runtime._version import __version__
 from connector_runtime.errors import (
     ConnectorRuntimeError,
     DeliveryError,
@@ -27,8 +28,6 @@ from connector_runtime.records import (
     TargetContext,
     TargetType,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConnectorRuntimeError",
