@@ -3,7 +3,8 @@
 ``deploy/container/build.sh`` builds the image from the wheels ``make dist`` makes (the
 base image made once with debootstrap where it is missing, the build itself without
 network). The smoke test runs it as an operator would: a manifest mounted over the
-default one, the token in the environment, the data dir a volume, ``--init``; posts an
+default one, the token in the environment, the data dir a volume, ``--init``, a read-only
+root file system and no capabilities (as deploy/kubernetes/ runs it); posts an
 Auth0 delivery to the published port on 127.0.0.1, reads the CloudEvent the ``file``
 target wrote into the volume, checks the health check and the user, then ``podman stop``
 (SIGTERM) and expects the drain in the log and exit code 0.
@@ -168,6 +169,8 @@ def test_smoke_post_a_delivery_see_the_event_stop_with_a_drain(image, tmp_path):
     name = f"cr-smoke-{uuid.uuid4().hex[:8]}"
     podman(
         "run", "--detach", "--init", "--name", name,
+        # as the Kubernetes manifests run it: read-only root (tmpfs /tmp), no capabilities
+        "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--publish", f"127.0.0.1:{port}:8080",
         "--env", f"AUTH0_STREAM_TOKEN={TOKEN}",
         "--volume", f"{manifest}:/etc/connector-runtime/manifest.yaml:ro",

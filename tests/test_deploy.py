@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "systemd" / "connector-runtime.service"
 UNIT_MANIFEST = ROOT / "deploy" / "systemd" / "manifest.yaml"
 KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
-STATEFUL = ROOT / "deploy" / "kubernetes" / "connector-runtime.yaml"
-NATS_SPOOL = ROOT / "deploy" / "kubernetes" / "connector-runtime-nats.yaml"
+STATEFUL = ROOT / "deploy" / "kubernetes" / "statefulset.yaml"
+NATS_SPOOL = ROOT / "deploy" / "kubernetes" / "nats-spool.yaml"
+SECRET = ROOT / "deploy" / "kubernetes" / "secret.yaml"
+WORKLOADS = [STATEFUL, NATS_SPOOL]
 KUBERNETES_VERSION = "1.31.0"
 VENV_EXE = "/opt/connector-runtime/bin/connector-runtime"
 DRAIN_SECONDS = 30  # serving._drain's grace: what every stop timeout must exceed
@@ -186,7 +188,7 @@ def workload(path: Path) -> dict:
     return found
 
 
-@pytest.mark.parametrize("path", KUBERNETES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WORKLOADS, ids=lambda p: p.name)
 def test_kubernetes_workloads_probe_drain_and_run_as_non_root(path):
     pod = workload(path)["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > DRAIN_SECONDS + 10
@@ -203,7 +205,7 @@ def test_kubernetes_workloads_probe_drain_and_run_as_non_root(path):
     assert mounts["/data"] == "data"
     kinds = by_kind(path)
     [config_map] = kinds["ConfigMap"]
-    [secret] = kinds["Secret"]
+    [secret] = by_kind(SECRET)["Secret"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert (
         volumes[mounts["/etc/connector-runtime"]]["configMap"]["name"]
@@ -233,11 +235,10 @@ def test_the_nats_variant_needs_no_volume():
     assert not any("persistentVolumeClaim" in v for v in volumes.values())
 
 
-@pytest.mark.parametrize("path", KUBERNETES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WORKLOADS, ids=lambda p: p.name)
 def test_the_configmap_manifest_validates(path, tmp_path):
-    kinds = by_kind(path)
-    [config_map] = kinds["ConfigMap"]
-    [secret] = kinds["Secret"]
+    [config_map] = by_kind(path)["ConfigMap"]
+    [secret] = by_kind(SECRET)["Secret"]
     text = config_map["data"]["manifest.yaml"]
     secrets = tmp_path / "secrets"
     secrets.mkdir()
