@@ -165,8 +165,16 @@ cp "$here/manifest.yaml" "$context/manifest.yaml"
 # -- 3. the image -----------------------------------------------------------------------------
 
 started=$SECONDS
-podman build --quiet --network=none --format docker --build-arg "BASE=$BASE" \
-  --tag "$TAG" --file "$root/Containerfile" "$context" >/dev/null \
-  || die 3 "podman build failed (run it again without --quiet to see why: podman build --network=none --format docker --build-arg BASE=$BASE -f $root/Containerfile $context)"
+build=(podman build --network=none --format docker --build-arg "BASE=$BASE"
+  --build-arg "VERSION=$version" --file "$root/Containerfile")
+"${build[@]}" --quiet --tag "$TAG" "$context" >/dev/null \
+  || die 3 "podman build failed (run it again without --quiet to see why: ${build[*]} $context)"
 size=$(podman image inspect --format '{{.Size}}' "$TAG")
+# Earlier builds' images, untagged now, go (all labelled ours); the build stage of this one
+# stays, as the cache that makes the next build of the same wheels take seconds.
+keep=$("${build[@]}" --quiet --target build "$context" 2>/dev/null || true)
+for id in $(podman images --quiet --no-trunc --filter dangling=true \
+  --filter label=org.opencontainers.image.title=connector-runtime); do
+  [ "${id#sha256:}" = "${keep#sha256:}" ] || podman rmi "$id" >/dev/null 2>&1 || true
+done
 echo "built $TAG in $((SECONDS - started)) s: $((size / 1024 / 1024)) MiB (base $BASE)"
