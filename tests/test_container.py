@@ -35,6 +35,9 @@ BASE = os.environ.get("BASE", "localhost/cr-base:bookworm")
 TAG = "localhost/connector-runtime:smoke-test"
 TOKEN = "container-smoke-token-0123456789abcdef"
 INSTALL = "apt-get install podman runc debootstrap (.ci/run installs them)"
+# a cold build makes the base image (about a minute) before the image: more than the
+# suite's default timeout, which counts the fixtures' setup too
+pytestmark = pytest.mark.timeout(900)
 
 
 def podman_env() -> dict[str, str]:
@@ -147,7 +150,6 @@ def test_the_image_runs_commands_as_the_runtime_user(image):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_smoke_post_a_delivery_see_the_event_stop_with_a_drain(image, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

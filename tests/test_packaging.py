@@ -148,6 +148,7 @@ def _manifest(path: Path, out: Path, token: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # make dist and a pip install from the index in the fixtures
 def test_the_wheels_install_into_a_fresh_venv_and_serve(dist_wheels, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
