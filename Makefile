@@ -1,10 +1,12 @@
-# connector-runtime: make run | make test | make lint | make bench
+# connector-runtime: make run | make test | make lint | make bench | make dist | make image
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fuzz bench clean schemas
+DIST ?= dist
+
+.PHONY: run test lint fuzz bench clean schemas dist image
 
 $(STAMP): pyproject.toml plugins/auth0/pyproject.toml plugins/webhook/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -25,7 +27,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DIST) build
+
+# Wheels and sdists of the runtime and both plugins in $(DIST)/ (each wheel is built from
+# its sdist, so an sdist that misses a file fails here). Install them with
+# `pip install dist/*.whl` (README "Install").
+dist: $(STAMP)
+	rm -rf $(DIST)
+	for p in . plugins/auth0 plugins/webhook; do \
+	  $(BIN)/python -m build -q --outdir $(DIST) $$p || exit 1; done
+	@ls $(DIST)
+
+# The container image from those wheels (podman; deploy/container/build.sh says how).
+image: dist
+	PYTHON=$(BIN)/python DIST=$(DIST) deploy/container/build.sh
 
 # Refresh the published copies of the schemas in schemas/ (a test keeps them equal).
 schemas: $(STAMP)

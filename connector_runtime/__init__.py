@@ -7,6 +7,7 @@ and the docs import from here (and from ``connector_runtime.testing`` and
 ``connector_runtime.conformance``) only; every other module is internal and may move.
 """
 
+from connector_runtime._version import __version__
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.config.model import ComponentSpec, ConnectorSpec
 from connector_runtime.errors import (
@@ -49,8 +50,6 @@ from connector_runtime.sources.handler import (
     is_json_like,
     media_type,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

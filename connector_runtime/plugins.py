@@ -16,6 +16,7 @@ from typing import Any
 import pluggy
 
 from connector_runtime import hookspecs
+from connector_runtime._version import __version__
 from connector_runtime.config.model import ConnectorSpec
 from connector_runtime.records import EventPredicate, SourceType, TargetType
 
@@ -26,6 +27,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "connector_runtime.filters.builtin",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
+RUNTIME_DISTRIBUTION = "connector-runtime"
+"""The distribution the built-in plugins come with."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class PluginInfo:
     builtin: bool
     source_types: list[str] = field(default_factory=list)
     target_types: list[str] = field(default_factory=list)
+    distribution: str = ""
+    """The installed distribution that provides the plugin ('' for one added in code)."""
 
 
 @dataclass
@@ -77,16 +82,16 @@ def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
 
 def make_plugin_manager(
     load_entry_points: bool = True, extra: Iterable[tuple[str, object]] = ()
-) -> tuple[pluggy.PluginManager, list[BrokenPlugin], dict[str, str]]:
+) -> tuple[pluggy.PluginManager, list[BrokenPlugin], dict[str, tuple[str, str]]]:
     """Build a plugin manager with the built-ins, ``extra`` plugins and the entry points.
 
-    Returns the manager, the plugins that could not be registered, and the version of each
-    registered plugin by name.
+    Returns the manager, the plugins that could not be registered, and the version and the
+    distribution of each registered plugin by name (a built-in one has the runtime's).
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     broken: list[BrokenPlugin] = []
-    versions: dict[str, str] = {}
+    versions: dict[str, tuple[str, str]] = {}
     for module_name in BUILTIN_PLUGINS:
         try:
             module = importlib.import_module(module_name)
@@ -94,10 +99,10 @@ def make_plugin_manager(
             broken.append(BrokenPlugin(module_name, f"import failed: {_describe(exc)}"))
             continue
         if _register(pm, module, module_name, broken):
-            versions[module_name] = "builtin"
+            versions[module_name] = (__version__, RUNTIME_DISTRIBUTION)
     for name, plugin in extra:
         if _register(pm, plugin, name, broken):
-            versions[name] = "local"
+            versions[name] = ("local", "")
     if load_entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
@@ -106,7 +111,8 @@ def make_plugin_manager(
                 broken.append(BrokenPlugin(ep.name, f"import failed: {_describe(exc)}"))
                 continue
             if _register(pm, plugin, ep.name, broken):
-                versions[ep.name] = ep.dist.version if ep.dist else "unknown"
+                dist = ep.dist
+                versions[ep.name] = (dist.version, dist.name) if dist else ("unknown", "")
     return pm, broken, versions
 
 
@@ -139,7 +145,8 @@ def build_registry(
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        info = PluginInfo(name, versions.get(name, "unknown"), name in BUILTIN_PLUGINS)
+        version, distribution = versions.get(name, ("unknown", ""))
+        info = PluginInfo(name, version, name in BUILTIN_PLUGINS, distribution=distribution)
         ok = _collect(
             pm,
             plugin,

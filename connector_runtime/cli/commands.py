@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from connector_runtime.cli import filter_check as filter_test
-from connector_runtime.cli import scaffold
+from connector_runtime.cli import scaffold, versions
 from connector_runtime.config.manifest import load_manifest, manifest_schema
 from connector_runtime.config.model import Manifest
 from connector_runtime.config.secrets import Redactor, redact_urls
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="connector-runtime",
         description="Serve webhooks, turn what arrives into CloudEvents, deliver them.",
     )
+    parser.add_argument("--version", action=versions.VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="serve the connectors of one or more manifests")
     run.add_argument("manifests", nargs="+", metavar="MANIFEST")
@@ -139,26 +140,16 @@ def warnings_of(manifest: Manifest) -> list[str]:
 
 
 def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
+    rows = versions.plugin_rows(registry)
     if args.json:
         out: dict[str, Any] = {
-            "plugins": [
-                {
-                    "name": p.name,
-                    "version": p.version,
-                    "builtin": p.builtin,
-                    "sourceTypes": p.source_types,
-                    "targetTypes": p.target_types,
-                }
-                for p in registry.plugins
-            ],
+            "plugins": [row.as_dict() for row in rows],
             "broken": [{"name": b.name, "reason": b.reason} for b in registry.broken],
         }
         print(json.dumps(out, indent=2))
         return EXIT_OK
-    for p in registry.plugins:
-        provides = [f"source {n}" for n in p.source_types] + [f"target {n}" for n in p.target_types]
-        what = ", ".join(provides) or "filters only"
-        print(f"{p.name} {p.version}: {what}")
+    for row in rows:
+        print(row.text())
     for b in registry.broken:
         print(f"{b.name} BROKEN: {b.reason}")
     return EXIT_OK

@@ -16,10 +16,11 @@ import datetime
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from importlib.metadata import version
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
+
+from connector_runtime._version import __version__
 
 __all__ = [
     "NAME_PATTERN",
@@ -65,9 +66,17 @@ def variables(name: str) -> dict[str, str]:
         "package": "connector_runtime_" + "_".join(words),
         "class_name": "".join(w.capitalize() for w in words),
         "env": "_".join(words).upper(),
-        "runtime_version": version("connector-runtime"),
+        "runtime_version": __version__,
+        "runtime_range": runtime_range(__version__),
         "year": str(datetime.date.today().year),
     }
+
+
+def runtime_range(version: str) -> str:
+    """The runtime versions a new plugin accepts: this one up to the next minor release
+    (``0.1.0`` → ``>=0.1.0,<0.2``), as the plugin contract may change between 0.x minors."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return f">={version},<{major}.{minor + 1}"
 
 
 def render(text: str, values: Mapping[str, str]) -> str:

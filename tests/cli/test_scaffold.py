@@ -19,7 +19,6 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
-from importlib.metadata import version
 from pathlib import Path
 
 import jsonschema
@@ -192,8 +191,9 @@ def test_generated_files_are_well_formed(tmp_path):
     assert project["project"]["entry-points"]["connector_runtime"] == {
         "acme-crm": "connector_runtime_acme_crm"
     }
+    major, minor = scaffold.__version__.split(".")[:2]
     assert project["project"]["dependencies"] == [
-        f"connector-runtime>={version('connector-runtime')}"
+        f"connector-runtime>={scaffold.__version__},<{major}.{int(minor) + 1}"
     ]
 
     schema = json.loads((where / "connector_runtime_acme_crm/config.schema.json").read_text())
@@ -208,11 +208,33 @@ def test_generated_files_are_well_formed(tmp_path):
     }
 
     makefile = (where / "Makefile").read_text()
-    assert "RUNTIME ?= connector-runtime" in makefile
+    assert "RUNTIME ?=\n" in makefile  # no default: never a bare name for pip to look up
     assert "$(RUNTIME) -e '.[test]'" in makefile
     readme = (where / "README.md").read_text()
     assert "make test RUNTIME=/path/to/connector-runtime" in readme
     assert "Licensed under the Apache License, Version 2.0" in readme
+
+
+def test_runtime_range_is_the_series():
+    assert scaffold.runtime_range("0.1.0") == ">=0.1.0,<0.2"
+    assert scaffold.runtime_range("1.4.2") == ">=1.4.2,<1.5"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    "runtime", [None, "", "connector-runtime", "-e connector-runtime", "connector-runtime>=0.1"]
+)
+def test_make_refuses_a_runtime_that_is_not_on_disk(runtime, tmp_path):
+    """pip is never asked for connector-runtime by name (dependency confusion)."""
+    where = generate(tmp_path)
+    venv = tmp_path / "venv"
+    args = ["make", "test", f"VENV={venv}"] + ([] if runtime is None else [f"RUNTIME={runtime}"])
+    run = subprocess.run(args, cwd=where, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    [ours] = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert ours.startswith(f"error: RUNTIME='{runtime or ''}' is not a connector-runtime")
+    assert ours.endswith("make test RUNTIME=/path/to/connector-runtime")
+    assert not venv.exists() and "pip" not in run.stdout
 
 
 def tool(name: str) -> str:

@@ -27,6 +27,7 @@ import tornado.httpserver
 import tornado.web
 from tornado.testing import bind_unused_port
 
+from connector_runtime import __version__
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import Event, make_event, to_batch
 from connector_runtime.records import SendResult, TargetContext
@@ -212,7 +213,7 @@ def test_binary_request_carries_the_expected_headers():
         port = url.split(":")[2].split("/")[0]
         assert first.uri == "/ingest?x=1" and first.method == "POST"
         assert first.headers["Host"] == f"127.0.0.1:{port}"
-        assert first.headers["User-Agent"] == "connector-runtime/0.1"
+        assert first.headers["User-Agent"] == f"connector-runtime/{__version__}"
         assert first.headers["Authorization"] == "Bearer s3cret"
         assert first.headers["X-Extra"] == "1"
         assert first.headers["Content-Type"] == "application/json"

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from connector_runtime._version import __version__
 from connector_runtime.config.checks import parse_duration
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import (
@@ -43,7 +44,7 @@ from connector_runtime.targets.http.client import ConnectionPool, ProtocolError,
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 MAX_BINARY_HEADER_BYTES = 8192
 """Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
-USER_AGENT = "connector-runtime/0.1"
+USER_AGENT = f"connector-runtime/{__version__}"
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
