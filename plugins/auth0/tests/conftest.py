@@ -3,14 +3,11 @@ is loaded as a pytest plugin, so ``runtime_factory`` and ``recording_target`` co
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from connector_runtime.testing import RecordingTarget, RunningRuntime, connector_doc
-from tests.dist_support import build_dists
 
 
 @pytest.fixture
@@ -35,11 +32,3 @@ def auth0_runtime(
         return runtime_factory([doc], **kwargs)
 
     return start
-
-
-@pytest.fixture(scope="session")
-def dist_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The wheels of the runtime and both plugins, built once per session by ``make dist``."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed (apt-get install make)")
-    return build_dists(tmp_path_factory.mktemp("dist"))
