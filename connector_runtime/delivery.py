@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connector_runtime.errors import DeliveryError
@@ -22,18 +22,73 @@ class Attempt:
     """Indexes (into the events given) that failed transiently, with the reason."""
 
 
-async def attempt(target: Target, events: Sequence[Event]) -> Attempt:
-    """Send ``events`` in chunks of ``target.max_batch``, concurrently; never raises for
-    a target failure: every event ends up accepted, rejected or to be retried."""
+Answered = Callable[[int, int, Mapping[int, str], Mapping[int, str]], "asyncio.Future[None] | None"]
+"""Called as each chunk is answered, with its first index (into the events given), its
+length, and what the target rejected and what is to be retried (by index in the chunk).
+It may return a future: the chunk's slot stays taken until that is done."""
+
+
+def max_in_flight(target: Target) -> int:
+    """How many ``send`` calls ``target`` takes at once (its ``max_in_flight``, else 1)."""
+    return max(1, int(getattr(target, "max_in_flight", 1)))
+
+
+async def attempt(
+    target: Target,
+    events: Sequence[Event],
+    slots: asyncio.Semaphore | None = None,
+    answered: Answered | None = None,
+    timeout: float | None = None,
+) -> Attempt:
+    """Send ``events`` in chunks of ``target.max_batch``, at most ``max_in_flight(target)``
+    chunks at once; never raises for a target failure: every event ends up accepted,
+    rejected or to be retried.
+
+    ``slots``, when given, is taken for each chunk from before it is sent until it was
+    answered and the future ``answered`` returned for it is done: the chunks sent and not
+    yet recorded (over all attempts sharing the slots) are never more than its value.
+    Chunks without an answer within ``timeout`` seconds are to be retried."""
     size = max(1, target.max_batch)
-    chunks = [events[i : i + size] for i in range(0, len(events), size)]
-    results = await asyncio.gather(*(_one(target, chunk) for chunk in chunks))
     out = Attempt()
-    for n, (chunk_rejected, chunk_retry) in enumerate(results):
-        base = n * size
-        out.rejected.extend((chunks[n][i], reason) for i, reason in chunk_rejected.items())
-        out.rejected_at.update({base + i: reason for i, reason in chunk_rejected.items()})
-        out.retry.update({base + i: reason for i, reason in chunk_retry.items()})
+    unanswered = set(range(0, len(events), size))
+    """First indexes of the chunks without an answer."""
+    starts = iter(sorted(unanswered))
+
+    def release(_: object = None) -> None:
+        if slots is not None:
+            slots.release()
+
+    async def worker() -> None:
+        for start in starts:
+            chunk = events[start : start + size]
+            if slots is not None:
+                await slots.acquire()
+            try:
+                rejected, retry = await _one(target, chunk)
+            except BaseException:
+                release()
+                raise
+            unanswered.discard(start)
+            if rejected:
+                out.rejected.extend((chunk[i], reason) for i, reason in rejected.items())
+                out.rejected_at.update({start + i: reason for i, reason in rejected.items()})
+            if retry:
+                out.retry.update({start + i: reason for i, reason in retry.items()})
+            held = None if answered is None else answered(start, len(chunk), rejected, retry)
+            if held is None:
+                release()
+            else:
+                held.add_done_callback(release)
+
+    workers = asyncio.gather(
+        *(worker() for _ in range(min(len(unanswered), max_in_flight(target))))
+    )
+    try:
+        await (workers if timeout is None else asyncio.wait_for(workers, timeout))
+    except TimeoutError:
+        reason = f"no answer within {timeout:g}s"
+        for start in unanswered:
+            out.retry.update(dict.fromkeys(range(start, min(start + size, len(events))), reason))
     return out
 
 

@@ -4,7 +4,9 @@
 - :class:`MemoryQueue` (``ack: received``): a list in memory; lost if the process dies.
 
 Both hand the dispatcher the oldest batches first and take back a :class:`Settlement` per
-batch saying what became of its events. Dead letters always go to the spool, whatever the
+batch saying what became of its events. The spool also records, as a target accepts them,
+which events are delivered (:meth:`SpoolQueue.record`), so that a crash sends again only
+what the target had not answered yet. Dead letters always go to the spool, whatever the
 queue, so an event given up on is never silently dropped.
 """
 
@@ -24,7 +26,7 @@ import orjson
 
 from connector_runtime.events import Event
 from connector_runtime.payloads import (
-    decode_events,
+    decode_pending,
     encode_event,
     encode_events,
     event_size,
@@ -47,6 +49,18 @@ class Settlement:
     error: str | None = None
 
 
+Mark = tuple[Batch, Sequence[int]]
+"""Events of one batch a target accepted: the batch, and their indexes in its ``events``."""
+
+
+@dataclass(frozen=True)
+class SpoolBatch(Batch):
+    """A spool row as :meth:`SpoolQueue.head` reads it: the events still to deliver."""
+
+    positions: tuple[int, ...] | None = None
+    """Where ``events`` are among the row's stored events (None: all of them, in order)."""
+
+
 MAX_BATCH_BYTES = 3_800_000
 """At most this many bytes of documents in one delivery attempt (besides the dispatcher's
 event limit), unless a single spool row holds more: a batch body then stays under the
@@ -60,8 +74,16 @@ class BatchQueue(Protocol):
     reads_past: bool
     """True when ``head(after=seq)`` leaves out the batches up to ``seq``: the dispatcher
     then settles an attempt while the next one is under way."""
+    records_progress: bool
+    """True when :meth:`record` keeps delivered events from being handed out again (after a
+    crash too); the dispatcher then records each chunk as the target accepts it, and settles
+    only the batches with events left or given up on."""
 
     async def head(self, max_events: int, after: int = 0) -> list[Batch]: ...
+
+    async def record(self, marks: Sequence[Mark]) -> None:
+        """Record events the target accepted (only when ``records_progress``)."""
+        ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
@@ -90,6 +112,7 @@ class SpoolQueue:
     """A connector's rows in the durable spool."""
 
     reads_past = True
+    records_progress = True
 
     def __init__(self, spool: Spool, connector: str) -> None:
         self.spool = spool
@@ -120,9 +143,9 @@ class SpoolQueue:
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
-                "SELECT seq, created, attempts, next_attempt, count, bytes, payload, seg,"
-                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ? ORDER BY seq"
-                " LIMIT ?",
+                "SELECT seq, created, attempts, next_attempt, count, bytes, done, payload, seg,"
+                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
                 (connector, after, max_events),
             )
             taken: list[tuple[Any, ...]] = []
@@ -134,79 +157,148 @@ class SpoolQueue:
                 taken.append(row)
                 total += count
                 size += row_bytes
-            payloads = payloads_of([row[6:] for row in taken])
-            return [
-                Batch(seq, connector, created, attempts, next_attempt, decode_events(payload))
-                for (seq, created, attempts, next_attempt, *_), payload in zip(
-                    taken, payloads, strict=True
+            payloads = payloads_of([row[7:] for row in taken])
+            out: list[Batch] = []
+            for (seq, created, attempts, next_attempt, _, _, done, *_), payload in zip(
+                taken, payloads, strict=True
+            ):
+                events, positions = decode_pending(payload, done)
+                out.append(
+                    SpoolBatch(seq, connector, created, attempts, next_attempt, events, positions)
                 )
-            ]
+            return out
 
         return await self.spool.aread(query)
 
+    async def record(self, marks: Sequence[Mark]) -> None:
+        """Record events a target accepted, in the next group commit: a row whose events
+        are all delivered is deleted, any other keeps which ones are in ``done``."""
+        connector = self.connector
+        whole: list[int] = []
+        parts: list[tuple[int, int, int]] = []
+        """Rows delivered in part: (seq, bitmap of the positions delivered, their bytes)."""
+        events = size = 0
+        for batch, indexes in marks:
+            positions = batch.positions if isinstance(batch, SpoolBatch) else None
+            events += len(indexes)
+            if positions is None and len(indexes) == len(batch.events):
+                whole.append(batch.seq)
+                size += events_size(batch.events)
+                continue
+            if isinstance(indexes, range) and indexes.step == 1:
+                part = events_size(batch.events[indexes.start : indexes.stop])
+            else:
+                part = events_size([batch.events[i] for i in indexes])
+            if positions is None and isinstance(indexes, range) and indexes.step == 1:
+                bits = (1 << indexes.stop) - (1 << indexes.start)
+            else:
+                bits = 0
+                for i in indexes:
+                    bits |= 1 << (i if positions is None else positions[i])
+            parts.append((batch.seq, bits, part))
+            size += part
+
+        def job(conn: sqlite3.Connection) -> None:
+            gone = list(whole)  # a job may run twice (group commits retry in savepoints)
+            for seq, bits, part in parts:
+                row = conn.execute("SELECT done, count FROM batches WHERE seq = ?", (seq,))
+                found = row.fetchone()
+                if found is None:
+                    continue
+                done = int.from_bytes(found[0] or b"", "little") | bits
+                left = found[1] - bits.bit_count()
+                if left <= 0:
+                    gone.append(seq)
+                    continue
+                conn.execute(
+                    "UPDATE batches SET done = ?, count = ?, bytes = bytes - ? WHERE seq = ?",
+                    (done.to_bytes((done.bit_length() + 7) // 8, "little"), left, part, seq),
+                )
+            delete_rows(conn, gone)
+            _count(conn, connector, "delivered", events)
+
+        await self.spool.run(job)
+        self._gone(events, size)
+
     async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Store what an attempt came to: dead letters, the retry state of batches with
+        events left (their rows keep only those), and the deletion of the others. Events
+        :meth:`record` recorded are not counted again."""
         connector = self.connector
         spool = self.spool
         now = time.time()
 
-        def job(conn: sqlite3.Connection) -> None:
-            delivered = retried = 0
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            events = size = dead = retried = 0
             finished = []
             for s in settlements:
                 b = s.batch
-                delivered += s.delivered
                 if s.dead:
                     store_dead_letters(conn, connector, dead_letter_rows(connector, b, s.dead, now))
+                retried += len(s.remaining)
                 if len(s.remaining) == len(b.events):
                     # Nothing left the batch (the usual failed attempt, e.g. a target that
                     # is down): its stored events stand; only the retry state changes.
-                    retried += len(s.remaining)
                     conn.execute(
                         "UPDATE batches SET attempts = ?, next_attempt = ?, last_error = ?"
                         " WHERE seq = ?",
                         (b.attempts + 1, s.next_attempt, s.error, b.seq),
                     )
-                elif s.remaining:
-                    retried += len(s.remaining)
-                    conn.execute(
-                        "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?,"
-                        " seg_length = ?, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
-                        " last_error = ? WHERE seq = ?",
-                        (
-                            *spool.place(encode_events(s.remaining)),
-                            len(s.remaining),
-                            events_size(s.remaining),
-                            b.attempts + 1,
-                            s.next_attempt,
-                            s.error,
-                            b.seq,
-                        ),
-                    )
-                else:
+                    continue
+                row = conn.execute("SELECT count, bytes FROM batches WHERE seq = ?", (b.seq,))
+                stored = row.fetchone()
+                if stored is None:  # every event recorded as delivered
+                    continue
+                events, size, dead = events + stored[0], size + stored[1], dead + len(s.dead)
+                if not s.remaining:
                     finished.append(b.seq)
-            if finished:  # one statement: executemany would step (and let go of the GIL) per row
+                    continue
+                events -= len(s.remaining)
+                size -= events_size(s.remaining)
                 conn.execute(
-                    "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(finished).decode(),),
+                    "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?, seg_length = ?,"
+                    " done = NULL, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
+                    " last_error = ? WHERE seq = ?",
+                    (
+                        *spool.place(encode_events(s.remaining)),
+                        len(s.remaining),
+                        events_size(s.remaining),
+                        b.attempts + 1,
+                        s.next_attempt,
+                        s.error,
+                        b.seq,
+                    ),
                 )
-            _count(conn, connector, "delivered", delivered)
+            delete_rows(conn, finished)
+            _count(conn, connector, "delivered", events - dead)
             _count(conn, connector, "retried", retried)
+            return events, size
 
-        await self.spool.run(job)
-        for s in settlements:
-            if len(s.remaining) == len(s.batch.events):
-                continue
-            self.pending_events -= len(s.batch.events) - len(s.remaining)
-            self.pending_bytes -= events_size(s.batch.events) - events_size(s.remaining)
+        self._gone(*await self.spool.run(job))
+
+    def _gone(self, events: int, size: int) -> None:
+        """Events and bytes that left the queue."""
+        self.pending_events -= events
+        self.pending_bytes -= size
         if self.pending_events <= 0:
             self.pending_events = self.pending_bytes = 0
             self.oldest = None
+
+
+def delete_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
+    if seqs:  # one statement: executemany would step (and let go of the GIL) per row
+        conn.execute(
+            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(seqs).decode(),),
+        )
 
 
 class MemoryQueue:
     """A connector's accepted events in process memory (``ack: received``)."""
 
     reads_past = True
+    records_progress = False
+    """A crash loses these events anyway; delivered ones leave when the attempt settles."""
 
     _seq = itertools.count(1)
 
@@ -241,6 +333,9 @@ class MemoryQueue:
             total += len(batch.events)
             size += batch_bytes
         return out
+
+    async def record(self, marks: Sequence[Mark]) -> None:
+        """Nothing to record (``records_progress`` is False)."""
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         now = time.time()

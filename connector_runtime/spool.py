@@ -13,6 +13,11 @@ Tables:
   (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
+  As a target accepts events, the dispatcher records them (:meth:`~connector_runtime.
+  queues.SpoolQueue.record`): a row whose events are all delivered is deleted; a row
+  delivered in part keeps in ``done`` a bitmap of its stored events already delivered
+  (bit ``i`` of the little-endian integer: the ``i``-th document; NULL: none), and its
+  ``count`` and ``bytes`` are those of the events still to deliver.
 - ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
   redelivery is recognised after a restart too (:mod:`connector_runtime.seen`).
 - ``dead_letters``: events that failed for good, one row each, with status and reason.
@@ -55,7 +60,8 @@ CREATE TABLE IF NOT EXISTS batches (
     payload BLOB NOT NULL,
     seg INTEGER,
     seg_offset INTEGER,
-    seg_length INTEGER
+    seg_length INTEGER,
+    done BLOB
 );
 CREATE INDEX IF NOT EXISTS batches_by_connector ON batches (connector, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -436,13 +442,15 @@ class Spool:
 
 
 def _add_segment_columns(conn: sqlite3.Connection) -> None:
-    """Give a spool from before segment files the columns that point into them, and the
-    index that finds the segments rows still point into (a few look-ups per check; rows
-    that keep their payload inline are not in it)."""
+    """Give a spool from before segment files the columns that point into them (and
+    ``done``, which came after them), and the index that finds the segments rows still
+    point into (a few look-ups per check; rows that keep their payload inline are not in
+    it)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
-    for name in ("seg", "seg_offset", "seg_length"):
+    for name in ("seg", "seg_offset", "seg_length", "done"):
         if name not in columns:
-            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} INTEGER")
+            kind = "BLOB" if name == "done" else "INTEGER"
+            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} {kind}")
     conn.execute("DROP INDEX IF EXISTS batches_by_segment")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS batches_in_segments ON batches (seg) WHERE seg IS NOT NULL"

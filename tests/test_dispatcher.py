@@ -1,6 +1,6 @@
-"""The dispatcher over a real spool, a real HTTP target and a recording receiver: a fully
-delivered attempt is settled while the next one goes out; nothing is lost or reordered,
-and a settle that fails sends its events again instead of dropping them."""
+"""The dispatcher over a real spool, a real HTTP target and a recording receiver: the next
+attempt goes out while the last one is recorded; nothing is lost or reordered, and a
+recording that fails sends its events again instead of dropping them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from connector_runtime.dispatcher import Dispatcher
 from connector_runtime.events import make_event
 from connector_runtime.manifest_model import RetrySpec
 from connector_runtime.metrics import ConnectorStats
-from connector_runtime.queues import Settlement, SpoolQueue
+from connector_runtime.queues import Mark, SpoolQueue
 from connector_runtime.records import TargetContext
 from connector_runtime.spool import Spool
 from connector_runtime.targets.http import create as create_http_target
@@ -85,19 +85,20 @@ def test_attempts_go_out_while_the_last_one_settles(
 
 
 class FailingOnce(SpoolQueue):
-    """A spool queue whose second settle fails (as a full disk would make it)."""
+    """A spool queue whose second recording of delivered events fails (as a full disk
+    would make it)."""
 
-    settles = 0
+    records = 0
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
-        self.settles += 1
-        if self.settles == 2:
+    async def record(self, marks: Sequence[Mark]) -> None:
+        self.records += 1
+        if self.records == 2:
             await asyncio.sleep(0.01)
             raise OSError("no space left on device")
-        await super().settle(settlements)
+        await super().record(marks)
 
 
-def test_a_failed_settle_sends_its_events_again(
+def test_a_failed_recording_sends_its_events_again(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget, caplog
 ):
     spool, ids, queue = filled(tmp_path, rows=6, per_row=50, kind=FailingOnce)
@@ -107,7 +108,7 @@ def test_a_failed_settle_sends_its_events_again(
     repeated = {i for i in got if got.count(i) > 1}
     assert repeated == set(ids[100:200])  # the second attempt's events, sent again
     assert spool.read(lambda c: c.execute("SELECT count(*) FROM batches").fetchone()) == (0,)
-    assert stats.delivered == 300  # counted once each: the failed settle counted nothing
+    assert stats.delivered == 300  # counted once each: the failed recording counted nothing
     assert "they will be sent again" in caplog.text
     spool.close()
 
