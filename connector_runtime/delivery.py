@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import Event
@@ -22,10 +23,14 @@ class Attempt:
     """Indexes (into the events given) that failed transiently, with the reason."""
 
 
-Answered = Callable[[int, int, Mapping[int, str], Mapping[int, str]], "asyncio.Future[None] | None"]
+Answered = Callable[[int, int, Mapping[int, str], Mapping[int, str]], "asyncio.Future[Any] | None"]
 """Called as each chunk is answered, with its first index (into the events given), its
 length, and what the target rejected and what is to be retried (by index in the chunk).
 It may return a future: the chunk's slot stays taken until that is done."""
+
+Slots = list["asyncio.Future[Any] | None"]
+"""One entry per chunk that may be under way at once: what holds the slot (see
+:func:`attempt`), or None."""
 
 
 def max_in_flight(target: Target) -> int:
@@ -36,7 +41,7 @@ def max_in_flight(target: Target) -> int:
 async def attempt(
     target: Target,
     events: Sequence[Event],
-    slots: asyncio.Semaphore | None = None,
+    slots: Slots | None = None,
     answered: Answered | None = None,
     timeout: float | None = None,
 ) -> Attempt:
@@ -44,44 +49,39 @@ async def attempt(
     chunks at once; never raises for a target failure: every event ends up accepted,
     rejected or to be retried.
 
-    ``slots``, when given, is taken for each chunk from before it is sent until it was
-    answered and the future ``answered`` returned for it is done: the chunks sent and not
-    yet recorded (over all attempts sharing the slots) are never more than its value.
-    Chunks without an answer within ``timeout`` seconds are to be retried."""
+    With ``slots`` (as many as ``max_in_flight(target)``, kept from one attempt to the
+    next), a chunk takes a slot from before it is sent until it was answered and the future
+    ``answered`` returned for it is done: the chunks sent and not yet recorded are never
+    more than the slots. Chunks without an answer within ``timeout`` seconds are to be
+    retried."""
     size = max(1, target.max_batch)
     out = Attempt()
     unanswered = set(range(0, len(events), size))
     """First indexes of the chunks without an answer."""
     starts = iter(sorted(unanswered))
 
-    def release(_: object = None) -> None:
-        if slots is not None:
-            slots.release()
-
-    async def worker() -> None:
+    async def worker(slot: int) -> None:
         for start in starts:
-            chunk = events[start : start + size]
-            if slots is not None:
-                await slots.acquire()
-            try:
-                rejected, retry = await _one(target, chunk)
-            except BaseException:
-                release()
-                raise
+            # One event: a list of it (cutting a slice of encoded events per event would
+            # walk the runs before it every time).
+            chunk = [events[start]] if size == 1 else events[start : start + size]
+            held = None if slots is None else slots[slot]
+            if held is not None and not held.done():
+                await _done(held)
+            rejected, retry = await _one(target, chunk)
             unanswered.discard(start)
             if rejected:
                 out.rejected.extend((chunk[i], reason) for i, reason in rejected.items())
                 out.rejected_at.update({start + i: reason for i, reason in rejected.items()})
             if retry:
                 out.retry.update({start + i: reason for i, reason in retry.items()})
-            held = None if answered is None else answered(start, len(chunk), rejected, retry)
-            if held is None:
-                release()
-            else:
-                held.add_done_callback(release)
+            if answered is not None:
+                held = answered(start, len(chunk), rejected, retry)
+                if slots is not None:
+                    slots[slot] = held
 
     workers = asyncio.gather(
-        *(worker() for _ in range(min(len(unanswered), max_in_flight(target))))
+        *(worker(n) for n in range(min(len(unanswered), max_in_flight(target))))
     )
     try:
         await (workers if timeout is None else asyncio.wait_for(workers, timeout))
@@ -90,6 +90,18 @@ async def attempt(
         for start in unanswered:
             out.retry.update(dict.fromkeys(range(start, min(start + size, len(events))), reason))
     return out
+
+
+def _done(future: asyncio.Future[Any]) -> asyncio.Future[None]:
+    """A future done when ``future`` is; cancelling it (a timeout) leaves ``future`` be."""
+    waiter: asyncio.Future[None] = future.get_loop().create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    future.add_done_callback(wake)
+    return waiter
 
 
 async def _one(target: Target, chunk: Sequence[Event]) -> tuple[dict[int, str], dict[int, str]]:

@@ -25,8 +25,9 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from connector_runtime.delivery import Answered, attempt, max_in_flight
+from connector_runtime.delivery import Answered, Slots, attempt, max_in_flight
 from connector_runtime.events import concat
 from connector_runtime.manifest_model import RetrySpec
 from connector_runtime.metrics import ConnectorStats
@@ -83,9 +84,9 @@ class Dispatcher:
         """After an attempt that failed for the target's sake, the next one takes only the
         head batch: while a target is down, each retry reads, encodes and holds one batch
         instead of megabytes. A full success ends it."""
-        self._slots = asyncio.Semaphore(max_in_flight(target))
+        self._slots: Slots = [None] * max_in_flight(target)
         """Taken by each chunk from before it is sent until what the target accepted of it
-        is recorded."""
+        is recorded (:func:`~connector_runtime.delivery.attempt`)."""
         self._recorder = Recorder(queue, stats, log) if queue.records_progress else None
 
     def start(self) -> None:
@@ -265,7 +266,7 @@ class Dispatcher:
 
         def answered(
             start: int, length: int, rejected: Mapping[int, str], retry: Mapping[int, str]
-        ) -> asyncio.Future[None] | None:
+        ) -> asyncio.Future[Any] | None:
             marks: list[Mark] = []
             n = bisect.bisect_right(firsts, start) - 1
             at, end = start, start + length

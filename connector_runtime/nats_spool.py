@@ -148,7 +148,7 @@ class NatsQueue:
             msg,
         )
 
-    async def record(self, marks: Sequence[Mark]) -> None:
+    def record(self, marks: Sequence[Mark]) -> None:
         """Nothing to record: settling acknowledges (``records_progress`` is False)."""
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:

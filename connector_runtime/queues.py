@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from connector_runtime.events import Event
+from connector_runtime.events import EncodedEvents, Event
 from connector_runtime.payloads import (
     decode_pending,
     encode_event,
@@ -59,6 +60,8 @@ class SpoolBatch(Batch):
 
     positions: tuple[int, ...] | None = None
     """Where ``events`` are among the row's stored events (None: all of them, in order)."""
+    sizes: Sequence[int] = ()
+    """The length of each event's document."""
 
 
 MAX_BATCH_BYTES = 3_800_000
@@ -81,8 +84,9 @@ class BatchQueue(Protocol):
 
     async def head(self, max_events: int, after: int = 0) -> list[Batch]: ...
 
-    async def record(self, marks: Sequence[Mark]) -> None:
-        """Record events the target accepted (only when ``records_progress``)."""
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None] | None:
+        """Record events the target accepted (only when ``records_progress``); returns a
+        future done once they are."""
         ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
@@ -108,6 +112,17 @@ def store_dead_letters(
     _count(conn, connector, "dead_lettered", len(rows))
 
 
+@dataclass
+class _Marks:
+    """Delivered events waiting to be recorded (:meth:`SpoolQueue.record`)."""
+
+    whole: list[tuple[int, int]] = field(default_factory=list)
+    """Rows delivered whole: (seq, bytes)."""
+    parts: dict[int, list[int]] = field(default_factory=dict)
+    """Rows delivered in part: seq → [bitmap of the positions delivered, their bytes]."""
+    events: int = 0
+
+
 class SpoolQueue:
     """A connector's rows in the durable spool."""
 
@@ -120,6 +135,11 @@ class SpoolQueue:
         self.pending_events = 0
         self.pending_bytes = 0
         self.oldest: float | None = None
+        self._lock = threading.Lock()
+        """Guards :attr:`_marks` and :attr:`_recording` (the writer thread takes them)."""
+        self._marks = _Marks()
+        self._recording: asyncio.Future[None] | None = None
+        """What records :attr:`_marks`, until its job took them."""
 
     def load_depth(self) -> None:
         events, size, oldest = self.spool.read(
@@ -163,62 +183,106 @@ class SpoolQueue:
                 taken, payloads, strict=True
             ):
                 events, positions = decode_pending(payload, done)
+                sizes = events.lengths() if isinstance(events, EncodedEvents) else ()
                 out.append(
-                    SpoolBatch(seq, connector, created, attempts, next_attempt, events, positions)
+                    SpoolBatch(
+                        seq, connector, created, attempts, next_attempt, events, positions, sizes
+                    )
                 )
             return out
 
         return await self.spool.aread(query)
 
-    async def record(self, marks: Sequence[Mark]) -> None:
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None]:
         """Record events a target accepted, in the next group commit: a row whose events
-        are all delivered is deleted, any other keeps which ones are in ``done``."""
-        connector = self.connector
-        whole: list[int] = []
+        are all delivered is deleted, any other keeps which ones are in ``done``. Returns
+        a future done once they are recorded.
+
+        Marks wait in :attr:`_marks` until the writer runs the job queued for them: every
+        mark made until then goes into that job, so recording costs one job per commit."""
+        whole, parts = self._digest(marks)
+        with self._lock:
+            pending = self._marks
+            pending.whole.extend(whole)
+            for seq, bits, size in parts:
+                row = pending.parts.setdefault(seq, [0, 0])
+                row[0] |= bits
+                row[1] += size
+            pending.events += sum(len(indexes) for _, indexes in marks)
+            if self._recording is None:
+                self._recording = asyncio.ensure_future(self._record())
+            return self._recording
+
+    def _digest(
+        self, marks: Sequence[Mark]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+        """Rows delivered whole: (seq, bytes); rows delivered in part: (seq, bitmap of the
+        positions delivered, their bytes)."""
+        whole: list[tuple[int, int]] = []
         parts: list[tuple[int, int, int]] = []
-        """Rows delivered in part: (seq, bitmap of the positions delivered, their bytes)."""
-        events = size = 0
         for batch, indexes in marks:
+            events = batch.events
             positions = batch.positions if isinstance(batch, SpoolBatch) else None
-            events += len(indexes)
-            if positions is None and len(indexes) == len(batch.events):
-                whole.append(batch.seq)
-                size += events_size(batch.events)
+            if positions is None and len(indexes) == len(events):
+                whole.append((batch.seq, events_size(events)))
                 continue
-            if isinstance(indexes, range) and indexes.step == 1:
-                part = events_size(batch.events[indexes.start : indexes.stop])
+            lengths = batch.sizes if isinstance(batch, SpoolBatch) and batch.sizes else None
+            contiguous = isinstance(indexes, range) and indexes.step == 1
+            if lengths is None:
+                size = sum(event_size(events[i]) for i in indexes)
+            elif contiguous:
+                size = sum(lengths[indexes[0] : indexes[-1] + 1])
             else:
-                part = events_size([batch.events[i] for i in indexes])
-            if positions is None and isinstance(indexes, range) and indexes.step == 1:
-                bits = (1 << indexes.stop) - (1 << indexes.start)
+                size = sum(lengths[i] for i in indexes)
+            if positions is None and contiguous:
+                bits = (1 << (indexes[-1] + 1)) - (1 << indexes[0])
             else:
                 bits = 0
                 for i in indexes:
                     bits |= 1 << (i if positions is None else positions[i])
-            parts.append((batch.seq, bits, part))
-            size += part
+            parts.append((batch.seq, bits, size))
+        return whole, parts
 
-        def job(conn: sqlite3.Connection) -> None:
-            gone = list(whole)  # a job may run twice (group commits retry in savepoints)
-            for seq, bits, part in parts:
+    async def _record(self) -> None:
+        connector = self.connector
+        taken: _Marks | None = None
+
+        def job(conn: sqlite3.Connection) -> _Marks:
+            nonlocal taken
+            if taken is None:  # a job may run twice (group commits retry in savepoints)
+                with self._lock:
+                    taken, self._marks, self._recording = self._marks, _Marks(), None
+            gone = [seq for seq, _ in taken.whole]
+            for seq, (bits, size) in taken.parts.items():
                 row = conn.execute("SELECT done, count FROM batches WHERE seq = ?", (seq,))
                 found = row.fetchone()
                 if found is None:
                     continue
-                done = int.from_bytes(found[0] or b"", "little") | bits
-                left = found[1] - bits.bit_count()
+                before = int.from_bytes(found[0] or b"", "little")
+                done = before | bits
+                left = found[1] - (done ^ before).bit_count()
                 if left <= 0:
                     gone.append(seq)
                     continue
                 conn.execute(
                     "UPDATE batches SET done = ?, count = ?, bytes = bytes - ? WHERE seq = ?",
-                    (done.to_bytes((done.bit_length() + 7) // 8, "little"), left, part, seq),
+                    (done.to_bytes((done.bit_length() + 7) // 8, "little"), left, size, seq),
                 )
             delete_rows(conn, gone)
-            _count(conn, connector, "delivered", events)
+            _count(conn, connector, "delivered", taken.events)
+            return taken
 
-        await self.spool.run(job)
-        self._gone(events, size)
+        try:
+            done: _Marks = await self.spool.run(job)
+        except BaseException:
+            with self._lock:  # marks its job did not take are dropped: they are sent again
+                if taken is None and self._recording is asyncio.current_task():
+                    self._marks, self._recording = _Marks(), None
+            raise
+        self._gone(
+            done.events,
+            sum(size for _, size in done.whole) + sum(size for _, size in done.parts.values()),
+        )
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         """Store what an attempt came to: dead letters, the retry state of batches with
@@ -334,7 +398,7 @@ class MemoryQueue:
             size += batch_bytes
         return out
 
-    async def record(self, marks: Sequence[Mark]) -> None:
+    def record(self, marks: Sequence[Mark]) -> None:
         """Nothing to record (``records_progress`` is False)."""
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:

@@ -90,12 +90,16 @@ class FailingOnce(SpoolQueue):
 
     records = 0
 
-    async def record(self, marks: Sequence[Mark]) -> None:
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None]:
         self.records += 1
         if self.records == 2:
-            await asyncio.sleep(0.01)
-            raise OSError("no space left on device")
-        await super().record(marks)
+
+            async def fail() -> None:
+                await asyncio.sleep(0.01)
+                raise OSError("no space left on device")
+
+            return asyncio.ensure_future(fail())
+        return super().record(marks)
 
 
 def test_a_failed_recording_sends_its_events_again(

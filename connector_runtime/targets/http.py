@@ -43,6 +43,7 @@ from connector_runtime.records import SendResult, TargetContext, TargetType
 from connector_runtime.targets.http_client import ConnectionPool, ProtocolError, Response
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+ACCEPTED = SendResult()
 MAX_BINARY_HEADER_BYTES = 8192
 """Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
 USER_AGENT = "connector-runtime/0.1"
@@ -142,6 +143,12 @@ class HTTPTarget:
     async def send(self, events: Sequence[Event]) -> SendResult:
         if self.mode == "batch":
             return await self._send_batch(events)
+        if len(events) == 1:  # as the dispatcher sends (max_batch 1)
+            deadline = None if self._pool is None else self._pool.loop.time() + self.timeout
+            permanent, reason = await self._send_one(events[0], deadline)
+            if reason is None:
+                return ACCEPTED
+            return SendResult(rejected={0: reason}) if permanent else SendResult(retry={0: reason})
         results: list[tuple[bool, str | None]] = [(False, None)] * len(events)
         indexes = iter(range(len(events)))
         # One deadline for the whole call, as when every event had its own task.
