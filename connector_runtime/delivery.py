@@ -104,10 +104,15 @@ def _done(future: asyncio.Future[Any]) -> asyncio.Future[None]:
     return waiter
 
 
-async def _one(target: Target, chunk: Sequence[Event]) -> tuple[dict[int, str], dict[int, str]]:
+_NONE: Mapping[int, str] = {}
+
+
+async def _one(
+    target: Target, chunk: Sequence[Event]
+) -> tuple[Mapping[int, str], Mapping[int, str]]:
     try:
         result = await target.send(chunk)
     except DeliveryError as exc:
         every = dict.fromkeys(range(len(chunk)), exc.reason)
-        return (every, {}) if exc.permanent else ({}, every)
-    return dict(result.rejected), dict(result.retry)
+        return (every, _NONE) if exc.permanent else (_NONE, every)
+    return result.rejected, result.retry
