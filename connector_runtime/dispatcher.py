@@ -87,7 +87,9 @@ class Dispatcher:
         self._slots: Slots = [None] * max_in_flight(target)
         """Taken by each chunk from before it is sent until what the target accepted of it
         is recorded (:func:`~connector_runtime.delivery.attempt`)."""
-        self._recorder = Recorder(queue, stats, log) if queue.records_progress else None
+        self._recorder = None
+        if queue.records_progress:
+            self._recorder = Recorder(queue, stats, log, len(self._slots))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.connector)
@@ -210,6 +212,8 @@ class Dispatcher:
         if self._recorder is not None:
             answered = self._marker(batches, self._recorder)
         result = await attempt(self.target, events, self._slots, answered, self.timeout)
+        if self._recorder is not None:
+            self._recorder.flush()  # every chunk was answered: nothing more to gather
         rejected = result.rejected_at
         retry = result.retry
         settlements = []

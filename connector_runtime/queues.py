@@ -273,7 +273,7 @@ class SpoolQueue:
             return taken
 
         try:
-            done: _Marks = await self.spool.run(job)
+            done: _Marks = await self.spool.run(job, synced=False)
         except BaseException:
             with self._lock:  # marks its job did not take are dropped: they are sent again
                 if taken is None and self._recording is asyncio.current_task():

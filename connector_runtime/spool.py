@@ -243,6 +243,8 @@ class Spool:
             daemon=True,
         )
         self.commits = 0
+        self._synced = True
+        """The writer connection's ``synchronous`` is FULL (else NORMAL)."""
         self._thread.start()
         self._checkpointer.start()
 
@@ -280,7 +282,11 @@ class Spool:
                 break
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
+        synced = not all(isinstance(job, _Unsynced) for job, _ in jobs)
         try:
+            if synced != self._synced:
+                conn.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+                self._synced = synced
             try:
                 results = self._apply(conn, jobs, isolated=False)
             except _JOB_ERRORS:
@@ -373,16 +379,20 @@ class Spool:
         self._jobs.put((job, future))
         return future
 
-    async def run(self, job: Job) -> Any:
+    async def run(self, job: Job, synced: bool = True) -> Any:
         """Run ``job`` in the next group commit and return its result once committed.
 
         The writer wakes the event loop once per commit for all of its waiters, not once
-        per job (a thread-safe call per job is a syscall each)."""
+        per job (a thread-safe call per job is a syscall each). ``synced=False``: a commit
+        of only such jobs is not fsync'd (``synchronous=NORMAL``): it survives the process
+        dying, and reaches the disk with the next fsync'd commit or checkpoint (within
+        :data:`CHECKPOINT_EVERY`); for what a power loss may undo at no harm, such as
+        delivery progress."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._closed:
             raise SpoolError("spool is closed")
-        self._jobs.put((job, (loop, future)))
+        self._jobs.put((job if synced else _Unsynced(job), (loop, future)))
         return await future
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -439,6 +449,18 @@ class Spool:
             return Appended(len(fresh), len(events) - len(fresh), size)
 
         return job
+
+
+class _Unsynced:
+    """A job whose commit needs no fsync (:meth:`Spool.run` with ``synced=False``)."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.job(conn)
 
 
 def _add_segment_columns(conn: sqlite3.Connection) -> None:

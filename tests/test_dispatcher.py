@@ -72,7 +72,7 @@ def run_until_empty(
     return stats, cr_loop.run(scenario())
 
 
-def test_attempts_go_out_while_the_last_one_settles(
+def test_attempts_go_out_while_the_last_one_is_recorded(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget
 ):
     spool, ids, queue = filled(tmp_path, rows=12, per_row=50)

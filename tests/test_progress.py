@@ -123,3 +123,21 @@ def test_chunks_answered_before_a_timeout_are_not_sent_again(
     assert stored(spool) == (0, 0, 0)
     assert stats.retried == 20  # the second and third chunks, once
     spool.close()
+
+
+def test_a_commit_of_progress_alone_is_not_fsynced_and_the_next_one_is(
+    tmp_path: Path, cr_loop: LoopThread
+):
+    """Recording rides on group commits and adds no fsync of its own; a commit with
+    anything else (an acknowledged request) is synchronous=FULL again."""
+    spool = Spool(tmp_path / "spool.db")
+
+    def synchronous(conn):
+        return conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    async def both() -> tuple[int, int]:
+        unsynced = await spool.run(synchronous, synced=False)
+        return unsynced, await spool.run(synchronous)
+
+    assert cr_loop.run(both()) == (1, 2)  # NORMAL, then FULL
+    spool.close()
