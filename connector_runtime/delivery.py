@@ -28,9 +28,15 @@ Answered = Callable[[int, int, Mapping[int, str], Mapping[int, str]], "asyncio.F
 length, and what the target rejected and what is to be retried (by index in the chunk).
 It may return a future: the chunk's slot stays taken until that is done."""
 
-Slots = list["asyncio.Future[Any] | None"]
-"""One entry per chunk that may be under way at once: what holds the slot (see
-:func:`attempt`), or None."""
+
+class _Sending:
+    """A slot's chunk is being sent."""
+
+
+SENDING = _Sending()
+Slots = list["asyncio.Future[Any] | _Sending | None"]
+"""One entry per chunk that may be under way at once: free (None, or a future that is
+done), :data:`SENDING`, or the future its chunk's answer waits for (see :func:`attempt`)."""
 
 
 def max_in_flight(target: Target) -> int:
@@ -49,8 +55,8 @@ async def attempt(
     chunks at once; never raises for a target failure: every event ends up accepted,
     rejected or to be retried.
 
-    With ``slots`` (as many as ``max_in_flight(target)``, kept from one attempt to the
-    next), a chunk takes a slot from before it is sent until it was answered and the future
+    With ``slots`` (at least ``max_in_flight(target)``, kept from one attempt to the next),
+    a chunk takes a free slot from before it is sent until it was answered and the future
     ``answered`` returned for it is done: the chunks sent and not yet recorded are never
     more than the slots. Chunks without an answer within ``timeout`` seconds are to be
     retried."""
@@ -60,15 +66,17 @@ async def attempt(
     """First indexes of the chunks without an answer."""
     starts = iter(sorted(unanswered))
 
-    async def worker(slot: int) -> None:
+    async def worker() -> None:
         for start in starts:
             # One event: a list of it (cutting a slice of encoded events per event would
             # walk the runs before it every time).
             chunk = [events[start]] if size == 1 else events[start : start + size]
-            held = None if slots is None else slots[slot]
-            if held is not None and not held.done():
-                await _done(held)
-            rejected, retry = await _one(target, chunk)
+            slot = -1 if slots is None else await _take(slots)
+            try:
+                rejected, retry = await _one(target, chunk)
+            finally:
+                if slots is not None:
+                    slots[slot] = None
             unanswered.discard(start)
             if rejected:
                 out.rejected.extend((chunk[i], reason) for i, reason in rejected.items())
@@ -81,7 +89,7 @@ async def attempt(
                     slots[slot] = held
 
     workers = asyncio.gather(
-        *(worker(n) for n in range(min(len(unanswered), max_in_flight(target))))
+        *(worker() for _ in range(min(len(unanswered), max_in_flight(target))))
     )
     try:
         await (workers if timeout is None else asyncio.wait_for(workers, timeout))
@@ -90,6 +98,24 @@ async def attempt(
         for start in unanswered:
             out.retry.update(dict.fromkeys(range(start, min(start + size, len(events))), reason))
     return out
+
+
+async def _take(slots: Slots) -> int:
+    """Take a free slot (marked :data:`SENDING`), waiting for one if need be; there is one
+    to wait for unless every slot is sending, which fewer workers than slots rule out."""
+    while True:
+        held = None
+        for n, holder in enumerate(slots):
+            if isinstance(holder, asyncio.Future):
+                if not holder.done():
+                    held = holder if held is None else held
+                    continue
+            elif holder is SENDING:
+                continue
+            slots[n] = SENDING
+            return n
+        assert held is not None, "more workers than slots"
+        await _done(held)
 
 
 def _done(future: asyncio.Future[Any]) -> asyncio.Future[None]:
