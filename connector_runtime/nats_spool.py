@@ -44,9 +44,10 @@ from connector_runtime.manifest_model import ConnectorSpec
 from connector_runtime.metrics import ConnectorStats
 from connector_runtime.nats_common import classify
 from connector_runtime.nats_spool_stream import SpoolStream
-from connector_runtime.payloads import decode_event, decode_pending, event_size
+from connector_runtime.payloads import decode_event, event_size
 from connector_runtime.queues import Mark, Settlement, dead_letter_rows, store_dead_letters
 from connector_runtime.records import Target
+from connector_runtime.row_progress import pending
 from connector_runtime.spool import Batch, Spool
 
 FETCH_WAIT: Final = 0.5
@@ -249,7 +250,7 @@ class NatsQueue:
         )
         for seq, done, stored, seg, offset, length in rows:
             payload = await asyncio.to_thread(self.spool.payload, stored, seg, offset, length)
-            events, _ = decode_pending(payload, done)
+            events, _ = pending(payload, done)
             await self.stream.publish_all(events, [f"{e.id}:local:{seq}" for e in events])
 
             def job(conn: sqlite3.Connection, seq: int = seq) -> None:

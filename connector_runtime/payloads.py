@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from connector_runtime.events import EncodedEvents, Event, concat, docs_of, to_structured
+from connector_runtime.events import EncodedEvents, Event, docs_of, to_structured
 
 _decoder = msgspec.msgpack.Decoder(list[bytes])
 _COUNT: Final = struct.Struct("<I")
@@ -49,26 +49,6 @@ def decode_events(payload: bytes | memoryview) -> EncodedEvents:
         text = memoryview(payload)[5 + 4 * count :]
         return EncodedEvents.from_runs([(text, lengths)] if count else [])
     return EncodedEvents(_decoder.decode(payload))
-
-
-def decode_pending(
-    payload: bytes | memoryview, done: bytes | None
-) -> tuple[Sequence[Event], tuple[int, ...] | None]:
-    """A row's events still to deliver, and their positions among its stored events (None:
-    all of them); ``done`` is the row's bitmap of those delivered (bit ``i``: the ``i``-th,
-    little-endian; :mod:`connector_runtime.spool`)."""
-    events = decode_events(payload)
-    if not done:
-        return events, None
-    bits = int.from_bytes(done, "little")
-    positions = tuple(i for i in range(len(events)) if not bits >> i & 1)
-    parts: list[EncodedEvents] = []
-    start = 0
-    for n, position in enumerate(positions):  # runs of consecutive positions, as slices
-        if n + 1 == len(positions) or positions[n + 1] != position + 1:
-            parts.append(events[positions[start] : position + 1])
-            start = n + 1
-    return (concat(parts) if parts else EncodedEvents([])), positions
 
 
 def encode_event(event: Event) -> bytes:

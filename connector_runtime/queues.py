@@ -23,16 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from connector_runtime.events import EncodedEvents, Event
-from connector_runtime.payloads import (
-    decode_pending,
-    encode_event,
-    encode_events,
-    event_size,
-    events_size,
-)
+from connector_runtime.payloads import encode_event, encode_events, event_size, events_size
+from connector_runtime.row_progress import Delivered, delete_rows, pending, record
 from connector_runtime.spool import Batch, Job, Spool, _count
 
 
@@ -112,17 +105,6 @@ def store_dead_letters(
     _count(conn, connector, "dead_lettered", len(rows))
 
 
-@dataclass
-class _Marks:
-    """Delivered events waiting to be recorded (:meth:`SpoolQueue.record`)."""
-
-    whole: list[tuple[int, int]] = field(default_factory=list)
-    """Rows delivered whole: (seq, bytes)."""
-    parts: dict[int, list[int]] = field(default_factory=dict)
-    """Rows delivered in part: seq → [bitmap of the positions delivered, their bytes]."""
-    events: int = 0
-
-
 class SpoolQueue:
     """A connector's rows in the durable spool."""
 
@@ -137,7 +119,7 @@ class SpoolQueue:
         self.oldest: float | None = None
         self._lock = threading.Lock()
         """Guards :attr:`_marks` and :attr:`_recording` (the writer thread takes them)."""
-        self._marks = _Marks()
+        self._marks = Delivered()
         self._recording: asyncio.Future[None] | None = None
         """What records :attr:`_marks`, until its job took them."""
 
@@ -182,7 +164,7 @@ class SpoolQueue:
             for (seq, created, attempts, next_attempt, _, _, done, *_), payload in zip(
                 taken, payloads, strict=True
             ):
-                events, positions = decode_pending(payload, done)
+                events, positions = pending(payload, done)
                 sizes = events.lengths() if isinstance(events, EncodedEvents) else ()
                 out.append(
                     SpoolBatch(
@@ -194,95 +176,44 @@ class SpoolQueue:
         return await self.spool.aread(query)
 
     def record(self, marks: Sequence[Mark]) -> asyncio.Future[None]:
-        """Record events a target accepted, in the next group commit: a row whose events
-        are all delivered is deleted, any other keeps which ones are in ``done``. Returns
-        a future done once they are recorded.
+        """Record events a target accepted, in the next group commit
+        (:mod:`connector_runtime.row_progress`); returns a future done once they are.
 
         Marks wait in :attr:`_marks` until the writer runs the job queued for them: every
-        mark made until then goes into that job, so recording costs one job per commit."""
-        whole, parts = self._digest(marks)
+        mark made until then goes into that job, so recording costs one job per commit.
+        The commit is not fsync'd for their sake (a crash of the process keeps them; a
+        power loss may undo the last ones, which are then sent again)."""
         with self._lock:
-            pending = self._marks
-            pending.whole.extend(whole)
-            for seq, bits, size in parts:
-                row = pending.parts.setdefault(seq, [0, 0])
-                row[0] |= bits
-                row[1] += size
-            pending.events += sum(len(indexes) for _, indexes in marks)
+            for batch, indexes in marks:
+                if isinstance(batch, SpoolBatch):
+                    positions, sizes = batch.positions, batch.sizes
+                else:
+                    positions, sizes = None, ()
+                self._marks.add(batch.seq, batch.events, indexes, positions, sizes)
             if self._recording is None:
                 self._recording = asyncio.ensure_future(self._record())
             return self._recording
 
-    def _digest(
-        self, marks: Sequence[Mark]
-    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
-        """Rows delivered whole: (seq, bytes); rows delivered in part: (seq, bitmap of the
-        positions delivered, their bytes)."""
-        whole: list[tuple[int, int]] = []
-        parts: list[tuple[int, int, int]] = []
-        for batch, indexes in marks:
-            events = batch.events
-            positions = batch.positions if isinstance(batch, SpoolBatch) else None
-            if positions is None and len(indexes) == len(events):
-                whole.append((batch.seq, events_size(events)))
-                continue
-            lengths = batch.sizes if isinstance(batch, SpoolBatch) and batch.sizes else None
-            contiguous = isinstance(indexes, range) and indexes.step == 1
-            if lengths is None:
-                size = sum(event_size(events[i]) for i in indexes)
-            elif contiguous:
-                size = sum(lengths[indexes[0] : indexes[-1] + 1])
-            else:
-                size = sum(lengths[i] for i in indexes)
-            if positions is None and contiguous:
-                bits = (1 << (indexes[-1] + 1)) - (1 << indexes[0])
-            else:
-                bits = 0
-                for i in indexes:
-                    bits |= 1 << (i if positions is None else positions[i])
-            parts.append((batch.seq, bits, size))
-        return whole, parts
-
     async def _record(self) -> None:
         connector = self.connector
-        taken: _Marks | None = None
+        taken: Delivered | None = None
 
-        def job(conn: sqlite3.Connection) -> _Marks:
+        def job(conn: sqlite3.Connection) -> Delivered:
             nonlocal taken
             if taken is None:  # a job may run twice (group commits retry in savepoints)
                 with self._lock:
-                    taken, self._marks, self._recording = self._marks, _Marks(), None
-            gone = [seq for seq, _ in taken.whole]
-            for seq, (bits, size) in taken.parts.items():
-                row = conn.execute("SELECT done, count FROM batches WHERE seq = ?", (seq,))
-                found = row.fetchone()
-                if found is None:
-                    continue
-                before = int.from_bytes(found[0] or b"", "little")
-                done = before | bits
-                left = found[1] - (done ^ before).bit_count()
-                if left <= 0:
-                    gone.append(seq)
-                    continue
-                conn.execute(
-                    "UPDATE batches SET done = ?, count = ?, bytes = bytes - ? WHERE seq = ?",
-                    (done.to_bytes((done.bit_length() + 7) // 8, "little"), left, size, seq),
-                )
-            delete_rows(conn, gone)
-            _count(conn, connector, "delivered", taken.events)
+                    taken, self._marks, self._recording = self._marks, Delivered(), None
+            record(conn, connector, taken)
             return taken
 
         try:
-            done: _Marks = await self.spool.run(job, synced=False)
+            done: Delivered = await self.spool.run(job, synced=False)
         except BaseException:
             with self._lock:  # marks its job did not take are dropped: they are sent again
                 if taken is None and self._recording is asyncio.current_task():
-                    self._marks, self._recording = _Marks(), None
+                    self._marks, self._recording = Delivered(), None
             raise
-        self._gone(
-            done.events,
-            sum(size for _, size in done.whole) + sum(size for _, size in done.parts.values()),
-        )
+        self._gone(done.events, done.size)
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         """Store what an attempt came to: dead letters, the retry state of batches with
@@ -347,14 +278,6 @@ class SpoolQueue:
         if self.pending_events <= 0:
             self.pending_events = self.pending_bytes = 0
             self.oldest = None
-
-
-def delete_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
-    if seqs:  # one statement: executemany would step (and let go of the GIL) per row
-        conn.execute(
-            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(seqs).decode(),),
-        )
 
 
 class MemoryQueue:

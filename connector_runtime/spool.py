@@ -13,10 +13,9 @@ Tables:
   (:mod:`connector_runtime.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
-  As a target accepts events, the dispatcher records them (:meth:`~connector_runtime.
-  queues.SpoolQueue.record`): a row whose events are all delivered is deleted; a row
-  delivered in part keeps in ``done`` a bitmap of its stored events already delivered
-  (bit ``i`` of the little-endian integer: the ``i``-th document; NULL: none), and its
+  As a target accepts events, the dispatcher records them (:mod:`connector_runtime.
+  row_progress`): a row whose events are all delivered is deleted; a row delivered in
+  part keeps in ``done`` a bitmap of its stored events already delivered, and its
   ``count`` and ``bytes`` are those of the events still to deliver.
 - ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
   redelivery is recognised after a restart too (:mod:`connector_runtime.seen`).
