@@ -28,6 +28,8 @@ ROUND_WAIT = 0.002
 
 
 class Recorder:
+    """A dispatcher's recording of the chunks its target accepted, in rounds."""
+
     def __init__(
         self, queue: BatchQueue, stats: ConnectorStats, log: logging.Logger, slots: int
     ) -> None:
