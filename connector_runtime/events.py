@@ -312,6 +312,12 @@ class EncodedEvents(Sequence[Event]):
             return [text for text, _ in self._runs]
         return list(self._docs or ())
 
+    def lengths(self) -> list[int]:
+        """Each document's length in bytes (none is cut out)."""
+        if self._runs is not None:
+            return [n for _, lengths in self._runs for n in lengths]
+        return [len(d) for d in self._docs or ()]
+
     def size(self) -> int:
         """The documents' bytes, summed."""
         if self._runs is not None:

@@ -104,7 +104,11 @@ class Target(Protocol):
     """A running target: created per connector, started before the server listens."""
 
     max_batch: int
-    """How many events one ``send`` call may carry at most."""
+    """How many events one ``send`` call may carry at most.
+
+    A target may also have ``max_in_flight``: how many ``send`` calls may be under way at
+    once (1 when it has none). What a crash can make the runtime send again is at most
+    ``max_in_flight`` calls' events: those whose answer had not been recorded yet."""
 
     async def start(self) -> None: ...
 

@@ -163,6 +163,9 @@ class RecordingTarget:
     respond: Callable[[Received], int] | None = None
     """Decides the status per event (first event of a batch); default 200."""
     status: int = 200
+    delay: float = 0.0
+    """Seconds each answer is held back after its events were recorded (a slow target:
+    its requests are in flight meanwhile)."""
     _server: tornado.httpserver.HTTPServer | None = None
 
     @property
@@ -178,7 +181,7 @@ class RecordingTarget:
         target = self
 
         class Handler(tornado.web.RequestHandler):
-            def post(self) -> None:
+            async def post(self) -> None:
                 target.requests += 1
                 got = decode_request(dict(self.request.headers), self.request.body)
                 status = target.status
@@ -186,6 +189,8 @@ class RecordingTarget:
                     status = max(target.respond(e) for e in got)
                 if 200 <= status < 300:
                     target.events.extend(got)
+                if target.delay:
+                    await asyncio.sleep(target.delay)
                 self.set_status(status)
                 self.finish("" if status < 300 else "rejected by test target")
 

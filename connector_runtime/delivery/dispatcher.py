@@ -6,25 +6,34 @@ go to the dead-letter store with the target's reason; events that failed transie
 in order, and the head of the queue waits for an exponential backoff with jitter before
 the next attempt. Events that used up their attempts or outlived ``max_age`` are dead-
 lettered too. Only one attempt is in flight per connector, which keeps the order and keeps
-memory bounded: the backlog stays on disk, never in RAM. A fully delivered attempt is
-settled while the next one goes out; after a failed one, retries take only the head batch
-until one succeeds.
+memory bounded: the backlog stays on disk, never in RAM. After a failed attempt, retries
+take only the head batch until one succeeds.
+
+With the spool (a queue that ``records_progress``), delivered events leave it chunk by
+chunk: each chunk the target accepted is recorded as its answer arrives
+(:mod:`connector_runtime.delivery.progress`), and the chunk keeps one of the target's
+``max_in_flight`` slots until that recording is committed. A fully delivered attempt then
+needs no settling, and the next one goes out while its last chunks are being recorded.
+Other queues settle a fully delivered attempt while the next one goes out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from connector_runtime.config.model import RetrySpec
-from connector_runtime.delivery.attempt import attempt
+from connector_runtime.delivery.attempt import Answered, Slots, attempt, max_in_flight
+from connector_runtime.delivery.progress import Recorder
 from connector_runtime.events import concat
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Target
-from connector_runtime.spool.queues import BatchQueue, Settlement, wait_or_timeout
+from connector_runtime.spool.queues import BatchQueue, Mark, Settlement, wait_or_timeout
 from connector_runtime.spool.store import Batch
 
 MAX_EVENTS_PER_ATTEMPT = 5000
@@ -75,6 +84,12 @@ class Dispatcher:
         """After an attempt that failed for the target's sake, the next one takes only the
         head batch: while a target is down, each retry reads, encodes and holds one batch
         instead of megabytes. A full success ends it."""
+        self._slots: Slots = [None] * max_in_flight(target)
+        """Taken by each chunk from before it is sent until what the target accepted of it
+        is recorded (:func:`~connector_runtime.delivery.attempt`)."""
+        self._recorder = None
+        if queue.records_progress:
+            self._recorder = Recorder(queue, stats, log, len(self._slots))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.connector)
@@ -104,11 +119,17 @@ class Dispatcher:
     async def step(self) -> bool:
         """One delivery attempt of the due head of the queue; False when nothing was due.
 
-        When every event of an attempt was delivered, more wait behind it, and the queue
-        reads past (a spool), the attempt is settled in the background while the next one
-        reads the batches after it and goes out: a commit's wait then no longer holds up a
-        backlog. Any other outcome is settled before the next look at the queue, which then
-        starts from its head."""
+        When every event of an attempt was delivered and more wait behind it, the next
+        attempt reads the batches after it and goes out while the last chunks are recorded
+        (or, with a queue that reads past but records no progress, while the attempt is
+        settled in the background): a commit's wait then no longer holds up a backlog. Any
+        other outcome is recorded and settled before the next look at the queue, which
+        then starts from its head."""
+        recorder = self._recorder
+        if recorder is not None and recorder.failed:  # from the head again: sent again
+            await recorder.drain()
+            recorder.failed = False
+            self._sent_upto = 0
         limit = 1 if self._probing else self.max_events  # head gives at least one batch
         batches = await self.queue.head(limit, after=self._sent_upto)
         if not batches:
@@ -127,10 +148,21 @@ class Dispatcher:
             await wait_or_timeout(self.wake, min(wait, IDLE_POLL))
             return True
         settlements = await self._attempt(due, now)
-        settled = await self._settled()
         sent = sum(s.delivered for s in settlements)
         clean = sent == sum(len(b.events) for b in due)
         self._probing = any(s.remaining for s in settlements)
+        if recorder is not None:
+            if clean:  # every chunk recorded, or being recorded: read past them
+                self._sent_upto = due[-1].seq
+                if self.queue.pending_events <= recorder.unrecorded:
+                    # Nothing waits behind: let the next requests gather while it records.
+                    await recorder.drain()
+                return True
+            await recorder.drain()  # before the head is read again, and rows rewritten
+            if not recorder.failed:
+                await self._settle([s for s in settlements if s.remaining or s.dead], True)
+            return True
+        settled = await self._settled()
         # Overlap only while a backlog waits: when the attempt took all there was, waiting
         # for its settle lets the next requests gather into one attempt instead of many.
         if settled and clean and self.queue.reads_past and self.queue.pending_events > sent:
@@ -140,13 +172,18 @@ class Dispatcher:
             await self._settle(settlements)
         return True
 
-    async def _settle(self, settlements: Sequence[Settlement]) -> None:
-        await self.queue.settle(settlements)
-        self._count(settlements)
+    async def _settle(self, settlements: Sequence[Settlement], recorded: bool = False) -> None:
+        """Settle; ``recorded``: the delivered events were recorded (and counted) already."""
+        if settlements:
+            await self.queue.settle(settlements)
+            self._count(settlements, recorded)
 
     async def _settled(self) -> bool:
-        """Wait for the settle under way, if any; False if it failed. Its batches are then
-        still in the queue: the next look starts from the head again and sends them again."""
+        """Wait for the recording or the settle under way, if any; False if a settle failed.
+        Its batches are then still in the queue: the next look starts from the head again
+        and sends them again."""
+        if self._recorder is not None:
+            await self._recorder.drain()
         task, self._settling = self._settling, None
         if task is None:
             return True
@@ -158,25 +195,27 @@ class Dispatcher:
             return False
         return True
 
-    def _count(self, settlements: Sequence[Settlement]) -> None:
+    def _count(self, settlements: Sequence[Settlement], recorded: bool = False) -> None:
         """Update the counters once the outcome is committed."""
         finished = time.time()
         for s in settlements:
-            self.stats.delivered += s.delivered
+            if not recorded:
+                self.stats.delivered += s.delivered
+                if s.delivered:
+                    self.stats.observe_delivery(max(0.0, finished - s.batch.created))
             self.stats.retried += len(s.remaining)
             self.stats.dead_lettered += len(s.dead)
-            if s.delivered:
-                self.stats.observe_delivery(max(0.0, finished - s.batch.created))
 
     async def _attempt(self, batches: Sequence[Batch], now: float) -> list[Settlement]:
         events = concat([b.events for b in batches])
-        try:
-            result = await asyncio.wait_for(attempt(self.target, events), self.timeout)
-            rejected = result.rejected_at
-            retry = result.retry
-        except TimeoutError:
-            rejected = {}
-            retry = dict.fromkeys(range(len(events)), f"no answer within {self.timeout:g}s")
+        answered = None
+        if self._recorder is not None:
+            answered = self._marker(batches, self._recorder)
+        result = await attempt(self.target, events, self._slots, answered, self.timeout)
+        if self._recorder is not None:
+            self._recorder.flush()  # every chunk was answered: nothing more to gather
+        rejected = result.rejected_at
+        retry = result.retry
         settlements = []
         index = 0
         for b in batches:
@@ -218,6 +257,37 @@ class Dispatcher:
             for event, reason, _ in s.dead:
                 self.log.warning("event %s dead-lettered: %s", event.id, reason)
         return settlements
+
+    @staticmethod
+    def _marker(batches: Sequence[Batch], recorder: Recorder) -> Answered:
+        """What an attempt of ``batches`` calls as each chunk is answered: the chunk's
+        accepted events go to ``recorder``, as indexes into their batches."""
+        firsts = []  # each batch's first index in the attempt
+        total = 0
+        for b in batches:
+            firsts.append(total)
+            total += len(b.events)
+
+        def answered(
+            start: int, length: int, rejected: Mapping[int, str], retry: Mapping[int, str]
+        ) -> asyncio.Future[Any] | None:
+            marks: list[Mark] = []
+            n = bisect.bisect_right(firsts, start) - 1
+            at, end = start, start + length
+            while at < end:
+                batch, first = batches[n], firsts[n]
+                lo, hi = at - first, min(end - first, len(batch.events))
+                if rejected or retry:
+                    failed = {start + i - first for i in (*rejected, *retry)}
+                    indexes: Sequence[int] = [i for i in range(lo, hi) if i not in failed]
+                else:
+                    indexes = range(lo, hi)
+                if indexes:
+                    marks.append((batch, indexes))
+                at, n = first + hi, n + 1
+            return recorder.add(marks) if marks else None
+
+        return answered
 
 
 def status_of(reason: str) -> int | None:

@@ -46,8 +46,9 @@ from connector_runtime.nats.connection import classify
 from connector_runtime.nats.stream import SpoolStream
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Target
-from connector_runtime.spool.payloads import decode_event, decode_events, event_size
-from connector_runtime.spool.queues import Settlement, dead_letter_rows, store_dead_letters
+from connector_runtime.spool.payloads import decode_event, event_size
+from connector_runtime.spool.progress import pending
+from connector_runtime.spool.queues import Mark, Settlement, dead_letter_rows, store_dead_letters
 from connector_runtime.spool.store import Batch, Spool
 
 FETCH_WAIT: Final = 0.5
@@ -71,6 +72,7 @@ class NatsQueue:
     """The connector's events waiting in the stream, as a :class:`BatchQueue`."""
 
     reads_past = False  # a fetch hands out what is not acknowledged; settle acknowledges
+    records_progress = False
 
     def __init__(self, stream: SpoolStream, spool: Spool, connector: str) -> None:
         self.stream = stream
@@ -147,6 +149,9 @@ class NatsQueue:
             [event],
             msg,
         )
+
+    def record(self, marks: Sequence[Mark]) -> None:
+        """Nothing to record: settling acknowledges (``records_progress`` is False)."""
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         now = time.time()
@@ -237,16 +242,16 @@ class NatsQueue:
         delete them. Each gets a message id of its own: the event id may still be in the
         duplicate window, and a redrive must not be dropped as a repeat."""
         connector = self.connector
-        rows: list[tuple[int, bytes, int | None, int, int]] = await self.spool.aread(
+        rows: list[tuple[int, bytes | None, bytes, int | None, int, int]] = await self.spool.aread(
             lambda c: c.execute(
-                "SELECT seq, payload, seg, seg_offset, seg_length FROM batches"
+                "SELECT seq, done, payload, seg, seg_offset, seg_length FROM batches"
                 " WHERE connector = ? ORDER BY seq LIMIT 100",
                 (connector,),
             ).fetchall()
         )
-        for seq, stored, seg, offset, length in rows:
+        for seq, done, stored, seg, offset, length in rows:
             payload = await asyncio.to_thread(self.spool.payload, stored, seg, offset, length)
-            events = decode_events(payload)
+            events, _ = pending(payload, done)
             await self.stream.publish_all(events, [f"{e.id}:local:{seq}" for e in events])
 
             def job(conn: sqlite3.Connection, seq: int = seq) -> None:

@@ -188,6 +188,9 @@ class NATSTarget:
     """Publishes CloudEvents to JetStream and waits for each PubAck."""
 
     max_batch = MAX_BATCH
+    max_in_flight = 4
+    """``send`` calls at once: enough to keep ``maxInFlight`` publishes going while the
+    progress of earlier calls is recorded (a repeat is dropped by ``Nats-Msg-Id`` anyway)."""
 
     def __init__(self, config: Mapping[str, Any], ctx: TargetContext) -> None:
         self.connector = ctx.connector

@@ -4,7 +4,9 @@
 - :class:`MemoryQueue` (``ack: received``): a list in memory; lost if the process dies.
 
 Both hand the dispatcher the oldest batches first and take back a :class:`Settlement` per
-batch saying what became of its events. Dead letters always go to the spool, whatever the
+batch saying what became of its events. The spool also records, as a target accepts them,
+which events are delivered (:meth:`SpoolQueue.record`), so that a crash sends again only
+what the target had not answered yet. Dead letters always go to the spool, whatever the
 queue, so an event given up on is never silently dropped.
 """
 
@@ -14,22 +16,16 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
-from connector_runtime.events import Event
-from connector_runtime.spool.payloads import (
-    decode_events,
-    encode_event,
-    encode_events,
-    event_size,
-    events_size,
-)
+from connector_runtime.events import EncodedEvents, Event
+from connector_runtime.spool.payloads import encode_event, encode_events, event_size, events_size
+from connector_runtime.spool.progress import Delivered, delete_rows, pending, record
 from connector_runtime.spool.store import Batch, Job, Spool, _count
 
 
@@ -47,6 +43,20 @@ class Settlement:
     error: str | None = None
 
 
+Mark = tuple[Batch, Sequence[int]]
+"""Events of one batch a target accepted: the batch, and their indexes in its ``events``."""
+
+
+@dataclass(frozen=True)
+class SpoolBatch(Batch):
+    """A spool row as :meth:`SpoolQueue.head` reads it: the events still to deliver."""
+
+    positions: tuple[int, ...] | None = None
+    """Where ``events`` are among the row's stored events (None: all of them, in order)."""
+    sizes: Sequence[int] = ()
+    """The length of each event's document."""
+
+
 MAX_BATCH_BYTES = 3_800_000
 """At most this many bytes of documents in one delivery attempt (besides the dispatcher's
 event limit), unless a single spool row holds more: a batch body then stays under the
@@ -60,8 +70,17 @@ class BatchQueue(Protocol):
     reads_past: bool
     """True when ``head(after=seq)`` leaves out the batches up to ``seq``: the dispatcher
     then settles an attempt while the next one is under way."""
+    records_progress: bool
+    """True when :meth:`record` keeps delivered events from being handed out again (after a
+    crash too); the dispatcher then records each chunk as the target accepts it, and settles
+    only the batches with events left or given up on."""
 
     async def head(self, max_events: int, after: int = 0) -> list[Batch]: ...
+
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None] | None:
+        """Record events the target accepted (only when ``records_progress``); returns a
+        future done once they are."""
+        ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None: ...
 
@@ -90,6 +109,7 @@ class SpoolQueue:
     """A connector's rows in the durable spool."""
 
     reads_past = True
+    records_progress = True
 
     def __init__(self, spool: Spool, connector: str) -> None:
         self.spool = spool
@@ -97,6 +117,11 @@ class SpoolQueue:
         self.pending_events = 0
         self.pending_bytes = 0
         self.oldest: float | None = None
+        self._lock = threading.Lock()
+        """Guards :attr:`_marks` and :attr:`_recording` (the writer thread takes them)."""
+        self._marks = Delivered()
+        self._recording: asyncio.Future[None] | None = None
+        """What records :attr:`_marks`, until its job took them."""
 
     def load_depth(self) -> None:
         events, size, oldest = self.spool.read(
@@ -123,9 +148,9 @@ class SpoolQueue:
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
             rows = conn.execute(
-                "SELECT seq, created, attempts, next_attempt, count, bytes, payload, seg,"
-                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ? ORDER BY seq"
-                " LIMIT ?",
+                "SELECT seq, created, attempts, next_attempt, count, bytes, done, payload, seg,"
+                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
                 (connector, after, max_events),
             )
             taken: list[tuple[Any, ...]] = []
@@ -137,70 +162,122 @@ class SpoolQueue:
                 taken.append(row)
                 total += count
                 size += row_bytes
-            payloads = payloads_of([row[6:] for row in taken])
-            return [
-                Batch(seq, connector, created, attempts, next_attempt, decode_events(payload))
-                for (seq, created, attempts, next_attempt, *_), payload in zip(
-                    taken, payloads, strict=True
+            payloads = payloads_of([row[7:] for row in taken])
+            out: list[Batch] = []
+            for (seq, created, attempts, next_attempt, _, _, done, *_), payload in zip(
+                taken, payloads, strict=True
+            ):
+                events, positions = pending(payload, done)
+                sizes = events.lengths() if isinstance(events, EncodedEvents) else ()
+                out.append(
+                    SpoolBatch(
+                        seq, connector, created, attempts, next_attempt, events, positions, sizes
+                    )
                 )
-            ]
+            return out
 
         return await self.spool.aread(query)
 
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None]:
+        """Record events a target accepted, in the next group commit
+        (:mod:`connector_runtime.spool.progress`); returns a future done once they are.
+
+        Marks wait in :attr:`_marks` until the writer runs the job queued for them: every
+        mark made until then goes into that job, so recording costs one job per commit.
+        The commit is not fsync'd for their sake (a crash of the process keeps them; a
+        power loss may undo the last ones, which are then sent again)."""
+        with self._lock:
+            for batch, indexes in marks:
+                if isinstance(batch, SpoolBatch):
+                    positions, sizes = batch.positions, batch.sizes
+                else:
+                    positions, sizes = None, ()
+                self._marks.add(batch.seq, batch.events, indexes, positions, sizes)
+            if self._recording is None:
+                self._recording = asyncio.ensure_future(self._record())
+            return self._recording
+
+    async def _record(self) -> None:
+        connector = self.connector
+        taken: Delivered | None = None
+
+        def job(conn: sqlite3.Connection) -> Delivered:
+            nonlocal taken
+            if taken is None:  # a job may run twice (group commits retry in savepoints)
+                with self._lock:
+                    taken, self._marks, self._recording = self._marks, Delivered(), None
+            record(conn, connector, taken)
+            return taken
+
+        try:
+            done: Delivered = await self.spool.run(job, synced=False)
+        except BaseException:
+            with self._lock:  # marks its job did not take are dropped: they are sent again
+                if taken is None and self._recording is asyncio.current_task():
+                    self._marks, self._recording = Delivered(), None
+            raise
+        self._gone(done.events, done.size)
+
     async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Store what an attempt came to: dead letters, the retry state of batches with
+        events left (their rows keep only those), and the deletion of the others. Events
+        :meth:`record` recorded are not counted again."""
         connector = self.connector
         spool = self.spool
         now = time.time()
 
-        def job(conn: sqlite3.Connection) -> None:
-            delivered = retried = 0
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            events = size = dead = retried = 0
             finished = []
             for s in settlements:
                 b = s.batch
-                delivered += s.delivered
                 if s.dead:
                     store_dead_letters(conn, connector, dead_letter_rows(connector, b, s.dead, now))
+                retried += len(s.remaining)
                 if len(s.remaining) == len(b.events):
                     # Nothing left the batch (the usual failed attempt, e.g. a target that
                     # is down): its stored events stand; only the retry state changes.
-                    retried += len(s.remaining)
                     conn.execute(
                         "UPDATE batches SET attempts = ?, next_attempt = ?, last_error = ?"
                         " WHERE seq = ?",
                         (b.attempts + 1, s.next_attempt, s.error, b.seq),
                     )
-                elif s.remaining:
-                    retried += len(s.remaining)
-                    conn.execute(
-                        "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?,"
-                        " seg_length = ?, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
-                        " last_error = ? WHERE seq = ?",
-                        (
-                            *spool.place(encode_events(s.remaining)),
-                            len(s.remaining),
-                            events_size(s.remaining),
-                            b.attempts + 1,
-                            s.next_attempt,
-                            s.error,
-                            b.seq,
-                        ),
-                    )
-                else:
+                    continue
+                row = conn.execute("SELECT count, bytes FROM batches WHERE seq = ?", (b.seq,))
+                stored = row.fetchone()
+                if stored is None:  # every event recorded as delivered
+                    continue
+                events, size, dead = events + stored[0], size + stored[1], dead + len(s.dead)
+                if not s.remaining:
                     finished.append(b.seq)
-            if finished:  # one statement: executemany would step (and let go of the GIL) per row
+                    continue
+                events -= len(s.remaining)
+                size -= events_size(s.remaining)
                 conn.execute(
-                    "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(finished).decode(),),
+                    "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?, seg_length = ?,"
+                    " done = NULL, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
+                    " last_error = ? WHERE seq = ?",
+                    (
+                        *spool.place(encode_events(s.remaining)),
+                        len(s.remaining),
+                        events_size(s.remaining),
+                        b.attempts + 1,
+                        s.next_attempt,
+                        s.error,
+                        b.seq,
+                    ),
                 )
-            _count(conn, connector, "delivered", delivered)
+            delete_rows(conn, finished)
+            _count(conn, connector, "delivered", events - dead)
             _count(conn, connector, "retried", retried)
+            return events, size
 
-        await self.spool.run(job)
-        for s in settlements:
-            if len(s.remaining) == len(s.batch.events):
-                continue
-            self.pending_events -= len(s.batch.events) - len(s.remaining)
-            self.pending_bytes -= events_size(s.batch.events) - events_size(s.remaining)
+        self._gone(*await self.spool.run(job))
+
+    def _gone(self, events: int, size: int) -> None:
+        """Events and bytes that left the queue."""
+        self.pending_events -= events
+        self.pending_bytes -= size
         if self.pending_events <= 0:
             self.pending_events = self.pending_bytes = 0
             self.oldest = None
@@ -210,6 +287,8 @@ class MemoryQueue:
     """A connector's accepted events in process memory (``ack: received``)."""
 
     reads_past = True
+    records_progress = False
+    """A crash loses these events anyway; delivered ones leave when the attempt settles."""
 
     _seq = itertools.count(1)
 
@@ -244,6 +323,9 @@ class MemoryQueue:
             total += len(batch.events)
             size += batch_bytes
         return out
+
+    def record(self, marks: Sequence[Mark]) -> None:
+        """Nothing to record (``records_progress`` is False)."""
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         now = time.time()

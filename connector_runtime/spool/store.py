@@ -13,6 +13,10 @@ Tables:
   (:mod:`connector_runtime.spool.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
   synced before the row's COMMIT; rows written before segments existed, and rows the admin
   commands put back, hold them in ``payload``. The dispatcher reads them back in order.
+  As a target accepts events, the dispatcher records them (:mod:`connector_runtime.spool.
+  progress`): a row whose events are all delivered is deleted; a row delivered in
+  part keeps in ``done`` a bitmap of its stored events already delivered, and its
+  ``count`` and ``bytes`` are those of the events still to deliver.
 - ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
   redelivery is recognised after a restart too (:mod:`connector_runtime.spool.seen`).
 - ``dead_letters``: events that failed for good, one row each, with status and reason.
@@ -59,7 +63,8 @@ CREATE TABLE IF NOT EXISTS batches (
     payload BLOB NOT NULL,
     seg INTEGER,
     seg_offset INTEGER,
-    seg_length INTEGER
+    seg_length INTEGER,
+    done BLOB
 );
 CREATE INDEX IF NOT EXISTS batches_by_connector ON batches (connector, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -245,6 +250,8 @@ class Spool:
         self.health = WriteHealth(path.parent)
         """Whether writes land: marked by a commit that failed for want of space (or a
         read-only or failing disk), cleared by :meth:`probe`."""
+        self._synced = True
+        """The writer connection's ``synchronous`` is FULL (else NORMAL)."""
         self._thread.start()
         self._checkpointer.start()
 
@@ -286,7 +293,11 @@ class Spool:
                 break
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
+        synced = not all(isinstance(job, _Unsynced) for job, _ in jobs)
         try:
+            if synced != self._synced:
+                conn.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+                self._synced = synced
             try:
                 results = self._apply(conn, jobs, isolated=False)
             except _JOB_ERRORS:
@@ -404,16 +415,20 @@ class Spool:
         self._jobs.put((job, future))
         return future
 
-    async def run(self, job: Job) -> Any:
+    async def run(self, job: Job, synced: bool = True) -> Any:
         """Run ``job`` in the next group commit and return its result once committed.
 
         The writer wakes the event loop once per commit for all of its waiters, not once
-        per job (a thread-safe call per job is a syscall each)."""
+        per job (a thread-safe call per job is a syscall each). ``synced=False``: a commit
+        of only such jobs is not fsync'd (``synchronous=NORMAL``): it survives the process
+        dying, and reaches the disk with the next fsync'd commit or checkpoint (within
+        :data:`CHECKPOINT_EVERY`); for what a power loss may undo at no harm, such as
+        delivery progress."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._closed:
             raise SpoolError("spool is closed")
-        self._jobs.put((job, (loop, future)))
+        self._jobs.put((job if synced else _Unsynced(job), (loop, future)))
         return await future
 
     def readiness(self) -> list[str]:
@@ -485,14 +500,28 @@ class Spool:
         return job
 
 
+class _Unsynced:
+    """A job whose commit needs no fsync (:meth:`Spool.run` with ``synced=False``)."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.job(conn)
+
+
 def _add_segment_columns(conn: sqlite3.Connection) -> None:
-    """Give a spool from before segment files the columns that point into them, and the
-    index that finds the segments rows still point into (a few look-ups per check; rows
-    that keep their payload inline are not in it)."""
+    """Give a spool from before segment files the columns that point into them (and
+    ``done``, which came after them), and the index that finds the segments rows still
+    point into (a few look-ups per check; rows that keep their payload inline are not in
+    it)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
-    for name in ("seg", "seg_offset", "seg_length"):
+    for name in ("seg", "seg_offset", "seg_length", "done"):
         if name not in columns:
-            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} INTEGER")
+            kind = "BLOB" if name == "done" else "INTEGER"
+            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} {kind}")
     conn.execute("DROP INDEX IF EXISTS batches_by_segment")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS batches_in_segments ON batches (seg) WHERE seg IS NOT NULL"

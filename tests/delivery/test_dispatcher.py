@@ -1,6 +1,6 @@
-"""The dispatcher over a real spool, a real HTTP target and a recording receiver: a fully
-delivered attempt is settled while the next one goes out; nothing is lost or reordered,
-and a settle that fails sends its events again instead of dropping them."""
+"""The dispatcher over a real spool, a real HTTP target and a recording receiver: the next
+attempt goes out while the last one is recorded; nothing is lost or reordered, and a
+recording that fails sends its events again instead of dropping them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from connector_runtime.delivery.dispatcher import Dispatcher
 from connector_runtime.events import make_event
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import TargetContext
-from connector_runtime.spool.queues import Settlement, SpoolQueue
+from connector_runtime.spool.queues import Mark, SpoolQueue
 from connector_runtime.spool.store import Spool
 from connector_runtime.targets.http.target import create as create_http_target
 from connector_runtime.testing import LoopThread, RecordingTarget
@@ -72,7 +72,7 @@ def run_until_empty(
     return stats, cr_loop.run(scenario())
 
 
-def test_attempts_go_out_while_the_last_one_settles(
+def test_attempts_go_out_while_the_last_one_is_recorded(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget
 ):
     spool, ids, queue = filled(tmp_path, rows=12, per_row=50)
@@ -85,19 +85,24 @@ def test_attempts_go_out_while_the_last_one_settles(
 
 
 class FailingOnce(SpoolQueue):
-    """A spool queue whose second settle fails (as a full disk would make it)."""
+    """A spool queue whose second recording of delivered events fails (as a full disk
+    would make it)."""
 
-    settles = 0
+    records = 0
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
-        self.settles += 1
-        if self.settles == 2:
-            await asyncio.sleep(0.01)
-            raise OSError("no space left on device")
-        await super().settle(settlements)
+    def record(self, marks: Sequence[Mark]) -> asyncio.Future[None]:
+        self.records += 1
+        if self.records == 2:
+
+            async def fail() -> None:
+                await asyncio.sleep(0.01)
+                raise OSError("no space left on device")
+
+            return asyncio.ensure_future(fail())
+        return super().record(marks)
 
 
-def test_a_failed_settle_sends_its_events_again(
+def test_a_failed_recording_sends_its_events_again(
     tmp_path: Path, cr_loop: LoopThread, recording_target: RecordingTarget, caplog
 ):
     spool, ids, queue = filled(tmp_path, rows=6, per_row=50, kind=FailingOnce)
@@ -107,7 +112,7 @@ def test_a_failed_settle_sends_its_events_again(
     repeated = {i for i in got if got.count(i) > 1}
     assert repeated == set(ids[100:200])  # the second attempt's events, sent again
     assert spool.read(lambda c: c.execute("SELECT count(*) FROM batches").fetchone()) == (0,)
-    assert stats.delivered == 300  # counted once each: the failed settle counted nothing
+    assert stats.delivered == 300  # counted once each: the failed recording counted nothing
     assert "they will be sent again" in caplog.text
     spool.close()
 

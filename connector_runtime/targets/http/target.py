@@ -10,6 +10,8 @@ a pool of at most ``maxConnections``; that pool also bounds the requests in flig
 slow target makes senders wait instead of queueing in memory. Redirects are not followed
 (a 3xx is a permanent rejection). ``timeout`` bounds each POST as a whole, waiting for a
 connection included; the POSTs of one ``send`` call in a per-event mode share one deadline.
+The runtime calls ``send`` with one POST's events (``max_batch``: ``maxBatch`` in batch
+mode, else 1), at most ``maxConnections`` calls at once (``max_in_flight``).
 A 2xx answer is acceptance; 408, 409, 429 and 5xx (and network errors and timeouts) are
 transient; any other status is a permanent rejection. A batch the target rejects for good
 is split in halves and sent again, so that one bad event does not sink its neighbours.
@@ -42,6 +44,7 @@ from connector_runtime.records import SendResult, TargetContext, TargetType
 from connector_runtime.targets.http.client import ConnectionPool, ProtocolError, Response
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+ACCEPTED = SendResult()
 MAX_BINARY_HEADER_BYTES = 8192
 """Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
 USER_AGENT = f"connector-runtime/{__version__}"
@@ -108,8 +111,10 @@ class HTTPTarget:
         self.timeout = parse_duration(config.get("timeout", 10))
         self.connections = int(config.get("maxConnections", 32))
         batch = int(config.get("maxBatch", 1000))
-        # Per-event modes still take many events per call and fan out over the pool.
-        self.max_batch = batch if self.mode == "batch" else 4 * self.connections
+        # One POST per send call, up to maxConnections at once: the dispatcher records each
+        # answer, so a crash sends again at most the POSTs in flight (also per event).
+        self.max_batch = batch if self.mode == "batch" else 1
+        self.max_in_flight = self.connections
         self.log = ctx.log
         self._pool: ConnectionPool | None = None
         self._head: RequestHead | None = None
@@ -139,6 +144,12 @@ class HTTPTarget:
     async def send(self, events: Sequence[Event]) -> SendResult:
         if self.mode == "batch":
             return await self._send_batch(events)
+        if len(events) == 1:  # as the dispatcher sends (max_batch 1)
+            deadline = None if self._pool is None else self._pool.loop.time() + self.timeout
+            permanent, reason = await self._send_one(events[0], deadline)
+            if reason is None:
+                return ACCEPTED
+            return SendResult(rejected={0: reason}) if permanent else SendResult(retry={0: reason})
         results: list[tuple[bool, str | None]] = [(False, None)] * len(events)
         indexes = iter(range(len(events)))
         # One deadline for the whole call, as when every event had its own task.
