@@ -24,6 +24,7 @@ from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.observe.logs import setup_logging
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.serve import process as serving
+from connector_runtime.sources.handler import SourceHandler
 from connector_runtime.spool import admin as spool_admin
 from connector_runtime.spool import repair as spool_repair
 
@@ -127,14 +128,30 @@ def cmd_validate(args: argparse.Namespace, registry: Registry) -> int:
     return EXIT_OK
 
 
+MIN_TOKEN_LENGTH = 32
+"""Tokens shorter than this are warned about: nothing limits guesses, so length is the
+defence."""
+
+
 def warnings_of(manifest: Manifest) -> list[str]:
     notes = manifest.warnings()
+    key = SourceHandler.TOKEN_KEY
     for c in manifest.connectors:
         if c.source.type == "auth0" and not c.source.config.get("token"):
             notes.append(
                 f"{c.file}: connector {c.name}: no token configured: anyone who can reach"
                 " the port can post events"
             )
+        value = c.source.config.get(key) if key else None
+        listed = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, token in listed:
+            if isinstance(token, str) and 0 < len(token) < MIN_TOKEN_LENGTH:
+                where = f"spec.source.config.{key}" + ("" if index is None else f"[{index}]")
+                notes.append(
+                    f"{c.file}: connector {c.name}: {where}: the token is shorter than"
+                    f" {MIN_TOKEN_LENGTH} characters; nothing limits guesses, so use a random"
+                    " one of 32 or more (openssl rand -base64 32)"
+                )
     return notes
 
 
