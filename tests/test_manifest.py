@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -196,6 +197,10 @@ def test_every_example_manifest_validates(path: Path):
     assert out.returncode == 0, out.stderr
     assert "ok:" in out.stdout
     assert "warning" not in out.stderr or path.name == "auth0.yaml", out.stderr
+    manifest = load_manifest([path], REGISTRY, env=EXAMPLE_ENV)
+    for c in manifest.connectors:  # an allow-list that allows everything only looks safe
+        networks = [ipaddress.ip_network(n, strict=False) for n in c.allowed_source_ips]
+        assert all(n.prefixlen > 0 for n in networks), c.allowed_source_ips
 
 
 def test_the_production_example_has_no_fallback_token():
