@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ class RuntimeProcess:
         data_dir: Path,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.manifest = manifest
+        self.args = list(args)
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = env or {}
@@ -64,6 +67,7 @@ class RuntimeProcess:
                 "127.0.0.1",
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=err,

@@ -24,6 +24,7 @@ from connector_runtime.errors import ConnectorRuntimeError, ManifestError
 from connector_runtime.observe.logs import setup_logging
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.serve import process as serving
+from connector_runtime.sources.handler import SourceHandler
 from connector_runtime.spool import admin as spool_admin
 from connector_runtime.spool import repair as spool_repair
 
@@ -50,8 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes sharing the port (SO_REUSEPORT), each with its own spool shard",
     )
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    run.add_argument("--log-format", default="json", choices=["json", "text"], help="default: json")
+    run.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="any case; default: info",
+    )
+    run.add_argument(
+        "--log-format",
+        default="json",
+        choices=["json", "text"],
+        help="json: one JSON object per line on stderr, start-up lines and errors included"
+        " (the default); text: for humans",
+    )
     validate = sub.add_parser("validate", help="check manifests; one line per problem")
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     plugins = sub.add_parser("plugins", help="list installed plugins and what they provide")
@@ -104,18 +117,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args, registry)
     except ManifestError as exc:
         for problem in exc.problems:  # a plugin's check_config may quote a URL too
-            print(f"error: {redact_urls(str(problem))}", file=sys.stderr)
+            fields = {"file": problem.file, "connector": problem.connector, "key": problem.path}
+            _fail(args, redact_urls(str(problem)), fields)
         return EXIT_INPUT
     except ConnectorRuntimeError as exc:
-        print(f"error: {redact_urls(str(exc))}", file=sys.stderr)
+        _fail(args, redact_urls(str(exc)))
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-def _report_broken(registry: Registry) -> None:
+def _fail(args: argparse.Namespace, message: str, fields: dict[str, Any] | None = None) -> None:
+    """An error that ends the command: under ``run``, whose stderr is its log, a log record
+    (a JSON object by default); for the other commands one ``error:`` line."""
+    if args.command == "run":
+        log.error("%s", message, extra={"fields": {k: v for k, v in (fields or {}).items() if v}})
+    else:
+        print(f"error: {message}", file=sys.stderr)
+
+
+def _report_broken(registry: Registry, logged: bool = False) -> None:
     for broken in registry.broken:
-        print(f"warning: plugin {broken.name} not loaded: {broken.reason}", file=sys.stderr)
+        if logged:
+            fields = {"plugin": broken.name, "reason": broken.reason}
+            log.warning(
+                "plugin %s not loaded: %s", broken.name, broken.reason, extra={"fields": fields}
+            )
+        else:
+            print(f"warning: plugin {broken.name} not loaded: {broken.reason}", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace, registry: Registry) -> int:
@@ -128,14 +157,30 @@ def cmd_validate(args: argparse.Namespace, registry: Registry) -> int:
     return EXIT_OK
 
 
+MIN_TOKEN_LENGTH = 32
+"""Tokens shorter than this are warned about: nothing limits guesses, so length is the
+defence."""
+
+
 def warnings_of(manifest: Manifest) -> list[str]:
     notes = manifest.warnings()
+    key = SourceHandler.TOKEN_KEY
     for c in manifest.connectors:
         if c.source.type == "auth0" and not c.source.config.get("token"):
             notes.append(
                 f"{c.file}: connector {c.name}: no token configured: anyone who can reach"
                 " the port can post events"
             )
+        value = c.source.config.get(key) if key else None
+        listed = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, token in listed:
+            if isinstance(token, str) and 0 < len(token) < MIN_TOKEN_LENGTH:
+                where = f"spec.source.config.{key}" + ("" if index is None else f"[{index}]")
+                notes.append(
+                    f"{c.file}: connector {c.name}: {where}: the token is shorter than"
+                    f" {MIN_TOKEN_LENGTH} characters; nothing limits guesses, so use a random"
+                    " one of 32 or more (openssl rand -base64 32)"
+                )
     return notes
 
 
@@ -320,9 +365,11 @@ def cmd_spool_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
+    redactor = Redactor()
+    setup_logging(args.log_level.upper(), args.log_format, redactor)
     manifest = load_manifest(args.manifests, registry)
-    setup_logging(args.log_level, args.log_format, Redactor(manifest.secrets))
-    _report_broken(registry)
+    redactor.add(manifest.secrets)
+    _report_broken(registry, logged=True)
     host = args.host or manifest.runtime.host
     port = manifest.runtime.port if args.port is None else args.port
     data_dir = Path(args.data_dir) if args.data_dir else None

@@ -69,7 +69,7 @@ def schema_problems(
 ) -> list[tuple[str, str]]:
     """Check ``instance`` against ``schema``: (JSON path, message) pairs, secrets redacted."""
     validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema)
+    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
     hidden = secret_paths(schema, instance)
     found: list[tuple[str, str]] = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
@@ -112,9 +112,23 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
         return f"{value} does not match {error.validator_value!r}"
     if kind == "not":
         return f"{value} is not allowed here"
+    if kind == "format":
+        return f"{value} is not a valid {expected}"
     if secret:
-        return f"value {REDACTED} fails the {kind!r} rule"
+        rule = _SECRET_RULES.get(str(kind), "fails the {kind!r} rule")
+        return f"value {REDACTED} " + rule.format(kind=kind, expected=expected)
     return error.message.replace(repr(error.instance), value)
+
+
+_SECRET_RULES = {
+    "minLength": "is shorter than {expected} characters",
+    "maxLength": "is longer than {expected} characters",
+    "minItems": "has fewer than {expected} item(s)",
+    "maxItems": "has more than {expected} item(s)",
+    "uniqueItems": "lists the same value twice",
+}
+"""What a rule a secret value broke says, without the value (jsonschema's own messages
+quote it)."""
 
 
 def _short(value: Any) -> str:

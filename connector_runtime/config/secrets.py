@@ -68,11 +68,23 @@ def is_secret_schema(schema: Mapping[str, Any]) -> bool:
 def secret_paths(
     schema: Mapping[str, Any], config: Any, prefix: tuple[Any, ...] = ()
 ) -> set[tuple[Any, ...]]:
-    """Paths (as tuples) of the values in ``config`` that ``schema`` marks secret."""
+    """Paths (as tuples) of the values in ``config`` that ``schema`` marks secret.
+
+    A list's items count when ``items`` is marked (each item's path), and so do marks in
+    the branches of ``anyOf``/``oneOf``/``allOf``/``then``/``else`` (a token that is a
+    string or a list of strings)."""
     found: set[tuple[Any, ...]] = set()
     if is_secret_schema(schema):
         found.add(prefix)
         return found
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        for branch in schema.get(keyword, ()):
+            if isinstance(branch, Mapping):
+                found |= secret_paths(branch, config, prefix)
+    for keyword in ("then", "else"):
+        branch = schema.get(keyword)
+        if isinstance(branch, Mapping):
+            found |= secret_paths(branch, config, prefix)
     if isinstance(config, Mapping):
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")

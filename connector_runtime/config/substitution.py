@@ -1,7 +1,10 @@
-"""``${VAR}``, ``${VAR:-default}`` and ``${file:/path}`` references in manifest strings.
+"""``${VAR}``, ``${VAR:-default}``, ``${VAR:?message}`` and ``${file:/path}`` references in
+manifest strings.
 
 Substitution happens after YAML parsing, on string values only, so a value can never
-change the document's structure. ``$${`` stands for a literal ``${``.
+change the document's structure. ``$${`` stands for a literal ``${``. ``${VAR:?message}``
+makes a variable required: unset or empty, it is a problem that names the variable, where it
+is used and the message (say there what the value is and where to get it).
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from typing import Any
 
 from connector_runtime.config.checks import format_path
 
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REFERENCE = re.compile(
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:[-?])(?P<operand>.*))?", re.S
+)
+"""``VAR``, ``VAR:-default`` or ``VAR:?message`` (what stands between ``${`` and ``}``)."""
 
 
 def substitute(
     value: Any, env: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
 ) -> Any:
-    """Replace ``${VAR}``, ``${VAR:-default}`` and ``${file:/path}`` in every string.
+    """Replace ``${VAR}``, ``${VAR:-default}``, ``${VAR:?message}`` and ``${file:/path}`` in
+    every string.
 
     ``$${`` stands for a literal ``${``. Problems are appended as "path: message".
     """
@@ -66,13 +73,21 @@ def _resolve(ref: str, env: Mapping[str, str], path: tuple[Any, ...], problems: 
         except OSError as exc:
             problems.append(f"{where}: cannot read ${{file:{file_name}}}: {exc.strerror}")
             return ""
-    name, has_default, default = ref.partition(":-")
-    if not _VARIABLE.match(name):
+    found = _REFERENCE.fullmatch(ref)
+    if found is None:
         problems.append(f"{where}: '${{{ref}}}' is not a valid reference")
         return ""
+    name, operator, operand = found.group("name", "operator", "operand")
+    if operator == ":?":
+        value = env.get(name, "")
+        if not value:
+            state = "is empty" if name in env else "is not set"
+            reason = f": {operand.strip()}" if operand.strip() else ""
+            problems.append(f"{where}: environment variable {name} {state}{reason}")
+        return value
     if name in env:
         return env[name]
-    if has_default:
-        return default
+    if operator == ":-":
+        return operand
     problems.append(f"{where}: environment variable {name} is not set (and has no default)")
     return ""

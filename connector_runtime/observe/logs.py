@@ -1,5 +1,8 @@
 """Logging set-up: one JSON object per line (default) or text for humans.
 
+Under ``run`` every line on stderr is a record: start-up lines (the webhook URLs,
+``listening on``), warnings and the error that stops the runtime included.
+
 Secrets are removed from every record by :class:`~connector_runtime.config.secrets.RedactingFilter`.
 Handlers pass structured fields as ``extra={"fields": {...}}``; the JSON formatter puts
 them at the top level of the line. Record contents (personal data) are never logged.
@@ -58,5 +61,7 @@ def setup_logging(level: str, fmt: str, redactor: Redactor) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python's warnings would print plain text among the lines; they become records too.
+    logging.captureWarnings(True)
     # Tornado's access log duplicates ours; its error log stays.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)

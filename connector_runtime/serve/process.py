@@ -36,6 +36,10 @@ from connector_runtime.sources.handler import DEFAULT_MAX_BODY_BYTES
 from connector_runtime.spool.store import default_data_dir
 
 log = logging.getLogger("connector_runtime")
+startup_log = logging.getLogger("connector_runtime.startup")
+"""The start-up lines: at INFO, and shown whatever ``--log-level`` says (they used to be
+printed unconditionally, and tell where to point the sender and that the runtime serves)."""
+startup_log.setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
     tune_malloc()
     tune_gc()
     if options.worker_index in (None, 0):
-        print_urls(runtime, options.host, bound, "https" if tls else "http")
+        log_urls(runtime, options.host, bound, "https" if tls else "http")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -193,16 +197,31 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
-def print_urls(runtime: Runtime, host: str, port: int, scheme: str) -> None:
+PROXY_NOTE = (
+    "behind a reverse proxy or load balancer the public URL differs: give the sender"
+    " (for Auth0, the stream's Payload URL) https://<public host>/<connector> instead"
+)
+
+
+def log_urls(runtime: Runtime, host: str, port: int, scheme: str) -> None:
+    """Log each connector's webhook URL (fields connector, source, target, url), then that
+    behind a proxy the public URL differs, then ``listening on`` (last: the runtime serves)."""
     shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
     for c in runtime.connectors:
-        print(
-            f"connector {c.spec.name}: {c.spec.source.type} -> {c.spec.target.type}:"
-            f" webhook URL {scheme}://{shown}:{port}{c.base_path}",
-            file=sys.stderr,
-            flush=True,
+        url = f"{scheme}://{shown}:{port}{c.base_path}"
+        source, target = c.spec.source.type, c.spec.target.type
+        fields = {"connector": c.spec.name, "source": source, "target": target, "url": url}
+        startup_log.info(
+            "connector %s: %s -> %s: webhook URL %s",
+            c.spec.name,
+            source,
+            target,
+            url,
+            extra={"fields": fields},
         )
-    print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
+    startup_log.info(PROXY_NOTE)
+    where = {"host": host, "port": port, "scheme": scheme}
+    startup_log.info("listening on %s:%d", host, port, extra={"fields": where})
 
 
 RESTART_DELAY_MAX = 30.0

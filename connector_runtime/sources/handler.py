@@ -86,6 +86,16 @@ class RequestRejected(HTTPError):
         self.headers = headers or {}
 
 
+def accepted_tokens(value: object) -> tuple[str, ...]:
+    """The tokens a ``token`` config value accepts: one string, or each string of a list
+    (empty strings accept nothing; no token at all means no check)."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list | tuple):
+        return tuple(v for v in value if isinstance(v, str) and v)
+    return ()
+
+
 def media_type(header: str | None) -> str:
     """The lower-cased media type of a Content-Type header, without parameters."""
     return (header or "").split(";", 1)[0].strip().lower()
@@ -145,11 +155,15 @@ class SourceHandler(RequestHandler):
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
     TOKEN_KEY: str | None = "token"  # noqa: S105 - a config key name, not a secret
-    """The config key holding the expected Authorization header value (None: no such check)."""
+    """The config key holding the accepted Authorization header value, or a list of them
+    (None: no such check)."""
 
     ctx: SourceContext
     max_body_bytes: int
+    tokens: tuple[str, ...]
+    """Every accepted Authorization value (empty: no check)."""
     token: str | None
+    """The first of :attr:`tokens` (for handlers that expect exactly one)."""
 
     def initialize(self, ctx: SourceContext, **options: Any) -> None:
         """``ctx`` comes from the runtime; ``options`` are any further route kwargs a
@@ -157,8 +171,8 @@ class SourceHandler(RequestHandler):
         self.ctx = ctx
         self.route_options = options
         self.max_body_bytes = int(ctx.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
-        token = ctx.config.get(self.TOKEN_KEY) if self.TOKEN_KEY else None
-        self.token = token if isinstance(token, str) and token else None
+        self.tokens = accepted_tokens(ctx.config.get(self.TOKEN_KEY) if self.TOKEN_KEY else None)
+        self.token = self.tokens[0] if self.tokens else None
         self._chunks: list[bytes] = []
         self._size = 0
         self._reserved = 0
@@ -177,15 +191,21 @@ class SourceHandler(RequestHandler):
         raise NotImplementedError
 
     def authorize(self) -> None:
-        """Check the credentials; the default compares the ``token`` config in constant time.
+        """Check the credentials; the default compares the ``token`` config (one token or
+        a list) in constant time.
 
-        Missing and wrong tokens get the same answer and take the same path."""
-        if self.token is None:
+        Missing and wrong tokens get the same answer and take the same path. Every accepted
+        token is compared, also after a match, so the time taken does not tell which one
+        matched."""
+        if not self.tokens:
             return
         # Tornado hands header values over as latin-1 text: encoding them back gives the
         # bytes that were sent, to compare with the UTF-8 bytes of the configured token.
         given = self.request.headers.get("Authorization", "").encode("latin-1", "replace")
-        if not hmac.compare_digest(given, self.token.encode("utf-8")):
+        matched = False
+        for token in self.tokens:
+            matched |= hmac.compare_digest(given, token.encode("utf-8"))
+        if not matched:
             raise RequestRejected(401, "missing or wrong Authorization token")
 
     def verify_body(self, body: bytes) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from connector_runtime.config.manifest import load_manifest, manifest_schema, parse_duration
 from connector_runtime.errors import ManifestError
 from connector_runtime.plugins import build_registry
-from tests.procs import cli
+from tests.procs import CLI, cli
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = build_registry()
@@ -90,10 +93,10 @@ def test_schema_errors_name_file_connector_path_and_value(tmp_path: Path):
 
 
 def test_secret_values_never_appear_in_messages(tmp_path: Path):
-    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", "short")
+    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", "s3cr3t7")
     (p,) = problems(tmp_path, text)
-    assert "short" not in p
-    assert "<redacted>" in p
+    assert "s3cr3t7" not in p
+    assert p.endswith("spec.source.config.token: value <redacted> is shorter than 8 characters")
 
 
 def test_unknown_keys_and_reserved_names(tmp_path: Path):
@@ -130,6 +133,50 @@ def test_defaults_escape_and_file_references(tmp_path: Path):
     assert m.connectors[0].source.config["token"] == "${LITERAL}-12345678"
 
 
+def test_a_required_variable_names_itself_where_it_is_used_and_the_message(tmp_path: Path):
+    required = "${AUTH0_STREAM_TOKEN:?the Authorization Token of the Auth0 log stream}"
+    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", required)
+    for env, state in (({}, "is not set"), ({"AUTH0_STREAM_TOKEN": ""}, "is empty")):
+        (p,) = problems(tmp_path, text, env)
+        assert p == (
+            f"{tmp_path / 'm.yaml'}: connector auth0-prod: spec.source.config.token:"
+            f" environment variable AUTH0_STREAM_TOKEN {state}:"
+            " the Authorization Token of the Auth0 log stream"
+        )
+    token = "0123456789abcdef0123456789abcdef"
+    m = load_manifest([write(tmp_path, text)], REGISTRY, env={"AUTH0_STREAM_TOKEN": token})
+    assert m.connectors[0].source.config["token"] == token
+    # without a message, and inside a longer string
+    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", "Bearer ${AUTH0_STREAM_TOKEN:?}")
+    (p,) = problems(tmp_path, text)
+    assert p.endswith(
+        "spec.source.config.token: environment variable AUTH0_STREAM_TOKEN is not set"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "env", "value"),
+    [
+        ("${T}", {"T": "tok-12345678"}, "tok-12345678"),
+        ("${T:-tok-default}", {}, "tok-default"),
+        ("${T:-tok-default}", {"T": "tok-12345678"}, "tok-12345678"),
+        ("${T:-a:?b-12345678}", {}, "a:?b-12345678"),  # the first operator counts
+        ("${T:?a:-b}", {"T": "tok-12345678"}, "tok-12345678"),
+        ("$${T:?x}-12345678", {}, "${T:?x}-12345678"),
+    ],
+)
+def test_substitution_forms(tmp_path: Path, reference: str, env: dict[str, str], value: str):
+    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", reference)
+    m = load_manifest([write(tmp_path, text)], REGISTRY, env=env)
+    assert m.connectors[0].source.config["token"] == value
+
+
+def test_a_malformed_reference_is_named(tmp_path: Path):
+    text = GOOD.replace("${AUTH0_STREAM_TOKEN}", "${1TOKEN:?x}")
+    (p,) = problems(tmp_path, text)
+    assert p.endswith("spec.source.config.token: '${1TOKEN:?x}' is not a valid reference")
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [(5, 5.0), ("500ms", 0.5), ("30s", 30.0), ("2h", 7200.0), ("7d", 604800.0)]
 )
@@ -137,11 +184,59 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
+EXAMPLE_ENV = {
+    "AUTH0_STREAM_TOKEN": "an-example-token-of-32-characters",
+    "TARGET_AUTHORIZATION": "Bearer an-example-target-token",
+}
+"""What the example manifests require (``${VAR:?…}``): a real deployment sets these."""
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "manifests").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_manifest_validates(path: Path):
-    out = cli("validate", str(path))
+    out = cli("validate", str(path), env=EXAMPLE_ENV)
     assert out.returncode == 0, out.stderr
     assert "ok:" in out.stdout
+    assert "warning" not in out.stderr or path.name == "auth0.yaml", out.stderr
+    manifest = load_manifest([path], REGISTRY, env=EXAMPLE_ENV)
+    for c in manifest.connectors:  # an allow-list that allows everything only looks safe
+        networks = [ipaddress.ip_network(n, strict=False) for n in c.allowed_source_ips]
+        assert all(n.prefixlen > 0 for n in networks), c.allowed_source_ips
+
+
+def test_the_production_example_has_no_fallback_token():
+    env = {k: v for k, v in os.environ.items() if k not in EXAMPLE_ENV}
+    env["TARGET_AUTHORIZATION"] = EXAMPLE_ENV["TARGET_AUTHORIZATION"]
+    out = subprocess.run(
+        [*CLI, "validate", "manifests/auth0-prod.yaml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "error: manifests/auth0-prod.yaml: connector auth0-prod: spec.source.config.token:"
+        " environment variable AUTH0_STREAM_TOKEN is not set: set it to the Authorization Token"
+        " of the Auth0 log stream, a random string of 32+ characters (openssl rand -base64 32)"
+    ]
+    env.pop("TARGET_AUTHORIZATION")
+    env["AUTH0_STREAM_TOKEN"] = EXAMPLE_ENV["AUTH0_STREAM_TOKEN"]
+    out = subprocess.run(
+        [*CLI, "validate", "manifests/auth0-prod.yaml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert (
+        "spec.target.config.headers.Authorization: environment variable TARGET_AUTHORIZATION"
+        in line
+    )
 
 
 def test_published_schemas_equal_the_packaged_ones():

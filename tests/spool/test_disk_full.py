@@ -4,6 +4,7 @@ follows it: a real runtime process on a small tmpfs of its own (needs root for `
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import subprocess
@@ -129,9 +130,10 @@ def test_read_only_data_dir_names_the_cause_at_start_up(
         pytest.skip(f"cannot remount the tmpfs read-only: {remounted.stderr.strip()}")
     run = cli("run", str(manifest), "--port", str(free_port()), "--data-dir", str(small_fs))
     assert run.returncode == 3, run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    logged = [json.loads(line) for line in run.stderr.splitlines()]  # run logs JSON
+    errors = [r["msg"] for r in logged if r["level"] == "error"]
     assert errors == [
-        f"error: spool {small_fs}/spool.db cannot be opened:"
+        f"spool {small_fs}/spool.db cannot be opened:"
         f" the data dir {small_fs} is on a read-only file system"
     ], run.stderr
     assert "Traceback" not in run.stderr
