@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from connector_runtime import cli
+from connector_runtime.cli import commands as cli
 from tests.procs import cli as run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

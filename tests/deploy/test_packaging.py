@@ -91,7 +91,7 @@ def test_the_version_is_written_once():
 
 
 def test_the_user_agent_carries_the_version():
-    from connector_runtime.targets.http import USER_AGENT
+    from connector_runtime.targets.http.target import USER_AGENT
 
     assert f"connector-runtime/{__version__}" == USER_AGENT
 
