@@ -116,8 +116,7 @@ def test_spool_depth_and_age_show_a_backlog(
     assert value(found, "connector_runtime_spool_depth_events", connector="m2") == 7
     assert value(found, "connector_runtime_spool_oldest_age_seconds", connector="m2") > 0.1
     assert (
-        value(found, "connector_runtime_delivery_retries_total", connector="m2", target="http")
-        >= 7
+        value(found, "connector_runtime_delivery_retries_total", connector="m2", target="http") >= 7
     )
 
 
