@@ -58,7 +58,7 @@ class Group:
         while time.monotonic() < deadline:
             sockets = [self.data / f"shard-{i}" / "worker.sock" for i in (0, 1)]
             up = all(s.exists() for s in sockets) and "listening on" in self.log()
-            if up and len(self.workers()) == 2:
+            if up and len(self.workers()) == 2 and listening(self.port) == 2:
                 return
             assert self.proc.poll() is None, self.log()
             time.sleep(0.05)
@@ -85,6 +85,16 @@ class Group:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
+
+
+def listening(port: int) -> int:
+    """Sockets listening on ``port`` (each worker binds its own, with SO_REUSEPORT)."""
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            found += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return found
 
 
 @pytest.fixture
