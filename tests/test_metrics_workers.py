@@ -3,6 +3,7 @@ worker a scrape reaches asks its siblings and adds up (issue 15, part 4)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector_runtime.observe.merge import from_wire, merge, to_wire
+from connector_runtime.serve.group import WorkerGroup
 from connector_runtime.testing import connector_doc, free_port, post
 from tests.auth0_fixtures import batch, jsonl
 from tests.procs import cli, write_manifest
@@ -200,3 +204,95 @@ def test_a_worker_that_does_not_answer_is_counted_and_its_share_never_subtracted
     assert accepted(found) == K
     assert value(found, "connector_runtime_workers_missing") == 0
     assert group.stop() == 0
+
+
+def test_siblings_answer_over_unix_sockets_even_under_a_long_data_dir(tmp_path: Path):
+    data = tmp_path / ("d" * 60) / ("e" * 60)  # socket paths past the kernel's 108 bytes
+    assert len(str(data / "shard-0" / "worker.sock")) > 108
+
+    async def scenario() -> tuple[Any, Any]:
+        groups = [WorkerGroup(data, i, 3, timeout=0.5) for i in range(3)]
+        for g in groups[:2]:  # worker 2 never starts
+            await g.start({"readiness": lambda g=g: _answer([f"from {g.index}"])})
+        try:
+            return await groups[0].ask("readiness"), await groups[1].ask("nonsense")
+        finally:
+            for g in groups[:2]:
+                await g.close()
+
+    (answers, missing), (unknown, _) = asyncio.run(scenario())
+    assert (answers, missing) == ({1: ["from 1"]}, [2])
+    assert unknown == {0: {"error": "unknown request"}}
+    assert not list(data.glob("shard-*/worker.sock"))  # removed on close
+
+
+async def _answer(value: Any) -> Any:
+    return value
+
+
+def _family(name: str, kind: str, *samples: tuple[str, dict[str, str], float]) -> Metric:
+    family = Metric(name, "help", kind)
+    for sample in samples:
+        family.add_sample(*sample)
+    return family
+
+
+def test_merge_sums_counters_combines_gauges_and_labels_process_families():
+    def worker(accepted: float, age: float, ready: float, rss: float) -> list[Metric]:
+        c = {"connector": "w"}
+        return [
+            _family(
+                "connector_runtime_records",
+                "counter",
+                ("connector_runtime_records_total", {**c, "outcome": "accepted"}, accepted),
+            ),
+            _family(
+                "connector_runtime_request_duration_seconds",
+                "histogram",
+                ("connector_runtime_request_duration_seconds_count", c, accepted),
+                ("connector_runtime_request_duration_seconds_created", c, 100 + age),
+            ),
+            _family(
+                "connector_runtime_spool_oldest_age_seconds",
+                "gauge",
+                ("connector_runtime_spool_oldest_age_seconds", c, age),
+            ),
+            _family("connector_runtime_spool_depth_events", "gauge", ("x", c, 2)),
+            _family("connector_runtime_ready", "gauge", ("connector_runtime_ready", {}, ready)),
+            _family(
+                "connector_runtime_workers_missing",
+                "gauge",
+                ("connector_runtime_workers_missing", {}, 0),
+            ),
+            _family(
+                "process_resident_memory_bytes",
+                "gauge",
+                ("process_resident_memory_bytes", {}, rss),
+            ),
+        ]
+
+    def samples(families: list[Metric]) -> dict[tuple[str, tuple[Any, ...]], float]:
+        return {(s.name, tuple(s.labels.items())): s.value for f in families for s in f.samples}
+
+    merged = samples(merge([(0, worker(3, 5, 1, 10)), (1, worker(4, 9, 0, 20))], missing=0))
+    w = (("connector", "w"),)
+    assert merged == {
+        ("connector_runtime_records_total", (*w, ("outcome", "accepted"))): 7,
+        ("connector_runtime_request_duration_seconds_count", w): 7,
+        ("connector_runtime_request_duration_seconds_created", w): 105,
+        ("connector_runtime_spool_oldest_age_seconds", w): 9,
+        ("x", w): 4,
+        ("connector_runtime_ready", ()): 0,
+        ("connector_runtime_workers_missing", ()): 0,
+        ("process_resident_memory_bytes", (("worker", "0"),)): 10,
+        ("process_resident_memory_bytes", (("worker", "1"),)): 20,
+    }
+    wire = from_wire(json.loads(json.dumps(to_wire(worker(3, 5, 1, 10)))))
+    partial = samples(merge([(0, wire)], missing=1))
+    assert partial == {
+        ("connector_runtime_spool_oldest_age_seconds", w): 5,
+        ("x", w): 2,
+        ("connector_runtime_ready", ()): 0,
+        ("connector_runtime_workers_missing", ()): 1,
+        ("process_resident_memory_bytes", (("worker", "0"),)): 10,
+    }

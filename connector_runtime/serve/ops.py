@@ -199,11 +199,18 @@ def ops_routes(ops: Ops, token: str | None = None) -> list[Any]:
     ]
 
 
-def make_admin_app(ops: Ops, token: str | None = None, **settings: Any) -> tornado.web.Application:
-    """The admin listener's application: the ops endpoints, each behind ``token`` when one
-    is configured; every other path is 404 (401 first, without the token)."""
+def make_admin_app(
+    runtime: Runtime,
+    *,
+    token: str | None = None,
+    group: WorkerGroup | None = None,
+    **settings: Any,
+) -> tornado.web.Application:
+    """The admin listener's application for a started :class:`Runtime`: the ops endpoints
+    (answering for the whole ``group`` of workers when there is one), each behind ``token``
+    when one is configured; every other path is 404 (401 first, without the token)."""
     return tornado.web.Application(
-        ops_routes(ops, token),
+        ops_routes(Ops(runtime, group), token),
         default_handler_class=NotFoundHandler,
         default_handler_args={"token": token},
         log_function=quiet,

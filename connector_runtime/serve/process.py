@@ -130,7 +130,8 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
         server = _server(app, spec, ssl_options=tls, max_body_size=limit + 1024 * 1024)
         bound = _listen(server, options.host, options.port, options.worker_index is not None)
         if admin is not None and first:  # under --workers, worker 0 answers for the group
-            admin_server = _server(make_admin_app(ops, admin.token), spec)
+            admin_app = make_admin_app(runtime, token=admin.token, group=group)
+            admin_server = _server(admin_app, spec)
             _listen(admin_server, admin.host, admin.port)
     except ConnectorRuntimeError:
         if group is not None:
