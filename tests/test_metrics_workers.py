@@ -4,6 +4,7 @@ worker a scrape reaches asks its siblings and adds up (issue 15, part 4)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -111,10 +112,17 @@ def group_factory(tmp_path: Path) -> Iterator[Any]:
         return made[-1]
 
     yield make
-    for g in made:
+    for g in made:  # SIGTERM: the supervisor stops its workers (SIGKILL would orphan them)
         if g.proc.poll() is None:
-            g.proc.kill()
-            g.proc.wait(10)
+            workers = list(g.workers().values())
+            g.proc.send_signal(signal.SIGTERM)
+            try:
+                g.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                for pid in [g.proc.pid, *workers]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                g.proc.wait(10)
 
 
 def value(families: dict[str, Any], sample: str, **labels: str) -> float:
