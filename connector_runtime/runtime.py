@@ -29,7 +29,13 @@ from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
 from connector_runtime.spool import seen
-from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
+from connector_runtime.spool.queues import (
+    BatchQueue,
+    MemoryQueue,
+    SpoolQueue,
+    count_dead_letters,
+    dead_letter_job,
+)
 from connector_runtime.spool.store import Spool, default_data_dir
 
 log = logging.getLogger("connector_runtime")
@@ -37,6 +43,9 @@ log = logging.getLogger("connector_runtime")
 MEMORY_QUEUE_DEFAULT_EVENTS = 100_000
 """``ack: received`` keeps events in RAM; without a quota it takes at most this many."""
 ROTATE_EVERY = 60.0
+DEAD_LETTERS_RECOUNT = 10.0
+"""Seconds a count of the dead letters is reused (``dlq`` commands change the table from
+outside); dead letters this process stores are counted again at the next scrape."""
 
 
 def default_source(connector: str) -> str:
@@ -173,6 +182,9 @@ class Runtime:
         self.metrics.watch(self)
         self.trusted_proxies = parse_networks(manifest.runtime.trusted_proxies)
         self._housekeeping: asyncio.Task[None] | None = None
+        self.dead_letters: dict[str, int] = {}
+        """Dead letters stored now per connector, as last counted (:meth:`count_dead_letters`)."""
+        self._dead_counted: tuple[float, int] | None = None
 
     async def start(self) -> None:
         self.spool = await asyncio.to_thread(Spool, self.data_dir / "spool.db")
@@ -241,6 +253,23 @@ class Runtime:
             if why:
                 reasons.append(f"connector {c.spec.name}: {why}")
         return reasons
+
+    async def count_dead_letters(self) -> None:
+        """Count the dead letters again (before a scrape) when the count is older than
+        :data:`DEAD_LETTERS_RECOUNT` or this process stored some since."""
+        stored = sum(c.stats.dead_lettered for c in self.connectors)
+        last = self._dead_counted
+        now = time.monotonic()
+        if self.spool is None or (
+            last is not None and last[1] == stored and now - last[0] < DEAD_LETTERS_RECOUNT
+        ):
+            return
+        try:
+            self.dead_letters = await self.spool.aread(count_dead_letters)
+        except SpoolError as exc:  # the gauge keeps its last value
+            log.warning("counting the dead letters failed: %s", exc)
+            return
+        self._dead_counted = (now, stored)
 
     async def _housekeep(self) -> None:
         """Sample drain rates every second; while the spool cannot be written, probe

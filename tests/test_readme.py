@@ -62,15 +62,6 @@ def test_first_section_has_exactly_the_two_commands():
     assert "make test" in (ROOT / ".ci/run").read_text()
 
 
-def test_every_metric_in_the_readme_exists():
-    from connector_runtime.observe import metrics
-
-    source = Path(metrics.__file__).read_text()
-    for name in set(re.findall(r"`connector_runtime_([a-z_]+)", README)):
-        stem = name.removesuffix("_total")
-        assert f"_{stem}" in source or stem.startswith("spool_depth"), name
-
-
 def test_package_map_paths_exist():
     for path in re.findall(r"^\| `([^`]+)`", README, re.M):
         for part in path.split(", "):

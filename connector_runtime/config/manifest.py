@@ -27,6 +27,7 @@ from connector_runtime.config.checks import (
     schema_problems,
 )
 from connector_runtime.config.model import (
+    AdminSpec,
     ComponentSpec,
     ConnectorSpec,
     DeliverySpec,
@@ -155,7 +156,16 @@ class _DocumentReader:
                 if not _is_network(cidr):
                     self.problem(f"spec.trustedProxies[{i}]", f"{cidr!r} is not an IP network")
                     return None
-            return _runtime_spec(doc["spec"])
+            runtime = _runtime_spec(doc["spec"])
+            admin = runtime.admin
+            if admin is not None and _same_address(admin.host, admin.port, runtime):
+                self.problem(
+                    "spec.admin.listen.port",
+                    f"{admin.port} is the webhook port (spec.listen.port); the admin"
+                    " listener needs a port of its own",
+                )
+                return None
+            return runtime
         return self._connector(doc)
 
     def _component(
@@ -261,12 +271,29 @@ def _is_network(text: str) -> bool:
     return True
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::", "*"})  # noqa: S104  (names, not a bind)
+
+
+def _same_address(host: str, port: int, runtime: RuntimeSpec) -> bool:
+    if port == 0 or port != runtime.port:
+        return False
+    return host == runtime.host or bool({host, runtime.host} & WILDCARDS)
+
+
 def _runtime_spec(raw: Mapping[str, Any]) -> RuntimeSpec:
     listen = raw.get("listen", {})
     tls = raw.get("tls")
     limits = raw.get("limits", {})
+    admin = raw.get("admin")
     d = RuntimeSpec()
     return RuntimeSpec(
+        admin=AdminSpec(
+            host=admin["listen"].get("host", d.host),
+            port=int(admin["listen"]["port"]),
+            token=admin.get("token"),
+        )
+        if admin
+        else None,
         host=listen.get("host", d.host),
         port=int(listen.get("port", d.port)),
         data_dir=raw.get("dataDir"),

@@ -88,6 +88,16 @@ class TLSSpec:
 
 
 @dataclass(frozen=True)
+class AdminSpec:
+    """``spec.admin``: a second listener for ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    host: str
+    port: int
+    token: str | None = field(default=None, repr=False)
+    """When set, every admin request needs ``Authorization: Bearer <token>``."""
+
+
+@dataclass(frozen=True)
 class RuntimeSpec:
     """The optional ``kind: Runtime`` document (flags override it)."""
 
@@ -99,6 +109,7 @@ class RuntimeSpec:
     idle_timeout: float = 60.0
     body_timeout: float = 60.0
     max_header_bytes: int = 64 * 1024
+    admin: AdminSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,9 @@ class Manifest:
         out: set[str] = set()
         for c in self.connectors:
             out |= c.secrets
+        admin = self.runtime.admin
+        if admin is not None and admin.token:
+            out.add(admin.token)
         return frozenset(out)
 
     def warnings(self) -> list[str]:

@@ -77,12 +77,16 @@ class Pipeline:
         passed = [e for e in events if predicate(e)] if predicate else list(events)
         filtered = len(events) - len(passed)
         duplicates = 0
-        if self.dedupe is not None:
-            passed, duplicates = await self.dedupe.split(passed)
-        if passed:
-            duplicates += await self.handoff.take(passed, request_id)
+        try:
             if self.dedupe is not None:
-                await self.dedupe.remember([e.id for e in passed])
+                passed, duplicates = await self.dedupe.split(passed)
+            if passed:
+                duplicates += await self.handoff.take(passed, request_id)
+                if self.dedupe is not None:
+                    await self.dedupe.remember([e.id for e in passed])
+        except BaseException:  # Unavailable (503), or the request failed: nothing acknowledged
+            stats.refused += len(events)
+            raise
         accepted = len(events) - filtered - duplicates
         stats.accepted += accepted
         stats.filtered += filtered

@@ -5,16 +5,28 @@ The request path only bumps plain integers in a ``ConnectorStats`` (no locks, no
 look-ups); a collector turns them into Prometheus metric families when ``/metrics``
 is scraped. The two latency histograms are prometheus-client ``Histogram`` children bound
 once per connector. Each runtime has its own ``CollectorRegistry``, so several runtimes in
-one process (tests) do not share numbers.
+one process (tests) do not share numbers; the standard ``process_*``, ``python_gc_*`` and
+``python_info`` collectors are registered on it too.
+
+The outcomes of one counter partition what it counts, so ``sum()`` over them means
+something: ``records_total`` adds up to ``records_received_total``, and ``events_total``
+counts each event once, when it leaves the spool (retries are ``delivery_retries_total``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,6 +38,33 @@ if TYPE_CHECKING:
 PREFIX = "connector_runtime"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+RECORD_OUTCOMES = {
+    "accepted": "accepted",
+    "filtered": "filtered",
+    "duplicate": "duplicates",
+    "refused": "refused",
+}
+"""``records_total``'s outcome label → the ``ConnectorStats`` field."""
+EVENT_OUTCOMES = ("delivered", "dead_lettered")
+WORKERS_MISSING = f"{PREFIX}_workers_missing"
+READY = f"{PREFIX}_ready"
+
+GAUGE_MERGE: Mapping[str, Callable[[float, float], float]] = {
+    READY: min,
+    f"{PREFIX}_spool_oldest_age_seconds": max,
+    f"{PREFIX}_build_info": max,
+}
+"""How the gauges of several worker processes combine into the group's (:mod:`.merge`);
+every other gauge of ours is an amount per process (a shard's depth, bytes in flight), and
+the group's is the sum."""
+
+
+def version() -> str:
+    """The installed runtime's version (``build_info``)."""
+    try:
+        return metadata.version("connector-runtime")
+    except metadata.PackageNotFoundError:  # running from a tree that was never installed
+        return "unknown"
 
 
 class Metrics:
@@ -47,6 +86,9 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=self.registry,
         )
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def bind(self, connector: str, target: str, stats: ConnectorStats) -> None:
         stats.observe_request = self.request_seconds.labels(connector).observe
@@ -54,6 +96,10 @@ class Metrics:
 
     def watch(self, runtime: Watched) -> None:
         self.registry.register(_RuntimeCollector(runtime))
+
+    def families(self) -> list[Metric]:
+        """Every metric family of this process, as a scrape would read them now."""
+        return list(self.registry.collect())
 
 
 class _Queue(Protocol):
@@ -78,73 +124,96 @@ class Watched(Protocol):
     @property
     def connectors(self) -> Sequence[_Connector]: ...
 
+    @property
+    def dead_letters(self) -> Mapping[str, int]:
+        """Dead letters stored now, per connector (counted by the runtime, cached)."""
+        ...
+
     def readiness(self) -> list[str]: ...
+
+
+def _counter(name: str, documentation: str, *labels: str) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=list(labels))
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, labels=list(labels))
 
 
 class _RuntimeCollector(Collector):
     def __init__(self, runtime: Watched) -> None:
         self.runtime = runtime
+        self.version = version()
 
     def collect(self) -> Iterable[Metric]:
         return list(self._families())
 
     def _families(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            f"{PREFIX}_requests",
-            "Webhook requests answered, by status.",
-            labels=["connector", "status"],
+        requests = _counter(
+            "requests", "Webhook requests answered, by status.", "connector", "status"
         )
-        records = CounterMetricFamily(
-            f"{PREFIX}_records",
-            "Records received from sources, by outcome.",
-            labels=["connector", "outcome"],
+        received = _counter(
+            "records_received", "Records parsed from webhook request bodies.", "connector"
         )
-        events = CounterMetricFamily(
-            f"{PREFIX}_events",
-            "Events handled by the dispatcher per target, by outcome.",
-            labels=["connector", "target", "outcome"],
+        records = _counter(
+            "records",
+            "Received records by outcome (adds up to records_received_total); refused: the"
+            " request was answered 503 after it parsed, so nothing of it was acknowledged.",
+            "connector",
+            "outcome",
         )
-        auth = CounterMetricFamily(
-            f"{PREFIX}_auth_failures",
-            "Requests refused for missing or wrong credentials.",
-            labels=["connector"],
+        invalid = _counter(
+            "invalid_bodies",
+            "Request bodies refused with 400 (not parseable, or an element lacking a field).",
+            "connector",
         )
-        filter_errors = CounterMetricFamily(
-            f"{PREFIX}_filter_errors",
-            "CESQL filter evaluations that raised an error.",
-            labels=["connector"],
+        events = _counter(
+            "events",
+            "Events that left the spool, by outcome: delivered to the target or dead-lettered.",
+            "connector",
+            "target",
+            "outcome",
         )
-        depth = GaugeMetricFamily(
-            f"{PREFIX}_spool_depth_events", "Events waiting for delivery.", labels=["connector"]
+        retries = _counter(
+            "delivery_retries",
+            "Events whose delivery attempt failed and that wait for another one.",
+            "connector",
+            "target",
         )
-        depth_bytes = GaugeMetricFamily(
-            f"{PREFIX}_spool_depth_bytes",
-            "Bytes of events waiting for delivery.",
-            labels=["connector"],
+        auth = _counter(
+            "auth_failures", "Requests refused for missing or wrong credentials.", "connector"
         )
-        oldest = GaugeMetricFamily(
-            f"{PREFIX}_spool_oldest_age_seconds",
-            "Age of the oldest event waiting.",
-            labels=["connector"],
+        filter_errors = _counter(
+            "filter_errors", "CESQL filter evaluations that raised an error.", "connector"
         )
-        inflight = GaugeMetricFamily(
-            f"{PREFIX}_bytes_in_flight",
-            "Request body bytes being received or processed.",
-            labels=["connector"],
+        depth = _gauge("spool_depth_events", "Events waiting for delivery.", "connector")
+        depth_bytes = _gauge(
+            "spool_depth_bytes", "Bytes of events waiting for delivery.", "connector"
         )
-        ready = GaugeMetricFamily(f"{PREFIX}_ready", "1 when /readyz answers 200.")
+        oldest = _gauge("spool_oldest_age_seconds", "Age of the oldest event waiting.", "connector")
+        inflight = _gauge(
+            "in_flight_bytes", "Request body bytes being received or processed.", "connector"
+        )
+        dead = _gauge("dead_letters", "Dead letters stored now (dlq list shows them).", "connector")
+        ready = _gauge("ready", "1 when /readyz answers 200.")
+        build = _gauge("build_info", "The running runtime's version (always 1).", "version")
+        missing = _gauge(
+            "workers_missing",
+            "Worker processes that did not answer this scrape (their numbers are left out).",
+        )
         now = time.time()
+        dead_now = self.runtime.dead_letters
         for c in self.runtime.connectors:
             name, target, s = c.spec.name, c.spec.target.type, c.stats
             for status, n in sorted(s.statuses.items()):
                 requests.add_metric([name, str(status)], n)
-            for outcome in ("received", "accepted", "filtered", "duplicates", "invalid"):
-                records.add_metric(
-                    [name, outcome.rstrip("s") if outcome == "duplicates" else outcome],
-                    getattr(s, outcome),
-                )
-            for outcome in ("delivered", "retried", "dead_lettered"):
+            received.add_metric([name], s.received)
+            for outcome, field in RECORD_OUTCOMES.items():
+                records.add_metric([name, outcome], getattr(s, field))
+            invalid.add_metric([name], s.invalid)
+            for outcome in EVENT_OUTCOMES:
                 events.add_metric([name, target, outcome], getattr(s, outcome))
+            retries.add_metric([name, target], s.retried)
             auth.add_metric([name], s.auth_failures)
             filter_errors.add_metric([name], s.filter_errors)
             queue = c.queue
@@ -153,16 +222,25 @@ class _RuntimeCollector(Collector):
             first = getattr(queue, "oldest", None)
             oldest.add_metric([name], max(0.0, now - first) if first else 0.0)
             inflight.add_metric([name], s.bytes_in_flight)
+            dead.add_metric([name], dead_now.get(name, 0))
         ready.add_metric([], 0.0 if self.runtime.readiness() else 1.0)
+        build.add_metric([self.version], 1.0)
+        missing.add_metric([], 0.0)
         yield from (
             requests,
+            received,
             records,
+            invalid,
             events,
+            retries,
             auth,
             filter_errors,
             depth,
             depth_bytes,
             oldest,
             inflight,
+            dead,
             ready,
+            build,
+            missing,
         )

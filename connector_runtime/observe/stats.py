@@ -19,7 +19,11 @@ class ConnectorStats:
     accepted: int = 0
     filtered: int = 0
     duplicates: int = 0
+    refused: int = 0
+    """Records of a request that parsed but was not acknowledged (503): the outcomes
+    accepted, filtered, duplicates and refused add up to received."""
     invalid: int = 0
+    """Request bodies refused with 400 (a body, not its records)."""
     delivered: int = 0
     retried: int = 0
     dead_lettered: int = 0

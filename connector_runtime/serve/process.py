@@ -22,16 +22,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
-from connector_runtime.config.model import Manifest, TLSSpec
+from connector_runtime.config.model import AdminSpec, Manifest, RuntimeSpec, TLSSpec
 from connector_runtime.errors import ConnectorRuntimeError
 from connector_runtime.plugins import Registry
 from connector_runtime.runtime import Runtime
 from connector_runtime.serve.app import make_app
 from connector_runtime.serve.deadlines import TimedServer
+from connector_runtime.serve.group import WorkerGroup
+from connector_runtime.serve.ops import Ops, make_admin_app
 from connector_runtime.sources.handler import DEFAULT_MAX_BODY_BYTES
 from connector_runtime.spool.store import default_data_dir
 
@@ -82,24 +86,33 @@ def reload_tls(context: ssl.SSLContext, spec: TLSSpec) -> None:
     log.info("TLS certificate reloaded from %s", spec.cert_file)
 
 
-def _listen(server: tornado.httpserver.HTTPServer, options: ServeOptions) -> int:
+def _listen(
+    server: tornado.httpserver.HTTPServer, host: str, port: int, reuse_port: bool = False
+) -> int:
     try:
-        sockets = tornado.netutil.bind_sockets(
-            options.port, options.host, reuse_port=options.worker_index is not None
-        )
+        sockets = tornado.netutil.bind_sockets(port, host, reuse_port=reuse_port)
     except OSError as exc:
-        raise ConnectorRuntimeError(
-            f"cannot listen on {options.host}:{options.port}: {exc.strerror}"
-        ) from None
+        raise ConnectorRuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     server.add_sockets(sockets)
     return int(sockets[0].getsockname()[1])
+
+
+def _server(app: tornado.web.Application, spec: RuntimeSpec, **kwargs: Any) -> TimedServer:
+    return TimedServer(
+        app,
+        max_header_size=spec.max_header_bytes,
+        idle_timeout=spec.idle_timeout,
+        body_timeout=spec.body_timeout,
+        xheaders=False,
+        **kwargs,
+    )
 
 
 async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -> int:
     """Run the runtime until SIGINT/SIGTERM; return the exit code."""
     runtime = Runtime(manifest, registry, options.shard_dir)
     await runtime.start()
-    spec = manifest.runtime
+    spec, admin = manifest.runtime, manifest.runtime.admin
     limit = max(
         [
             int(c.source.config.get("maxBodyBytes", DEFAULT_MAX_BODY_BYTES))
@@ -107,24 +120,32 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
         ]
         + [DEFAULT_MAX_BODY_BYTES]
     )
+    group = None
+    if options.worker_index is not None and options.shard_dir is not None:
+        group = WorkerGroup(options.shard_dir.parent, options.worker_index, options.workers)
+    ops = Ops(runtime, group)
+    admin_server: TimedServer | None = None
+    first = options.worker_index in (None, 0)
     try:
+        if group is not None:
+            await group.start(ops.answers())
         tls = load_tls(spec.tls) if spec.tls else None
-        server = TimedServer(
-            make_app(runtime),
-            ssl_options=tls,
-            max_body_size=limit + 1024 * 1024,
-            max_header_size=spec.max_header_bytes,
-            idle_timeout=spec.idle_timeout,
-            body_timeout=spec.body_timeout,
-            xheaders=False,
-        )
-        bound = _listen(server, options)
+        app = make_app(runtime, ops=admin is None, group=group)
+        server = _server(app, spec, ssl_options=tls, max_body_size=limit + 1024 * 1024)
+        bound = _listen(server, options.host, options.port, options.worker_index is not None)
+        if admin is not None and first:  # under --workers, worker 0 answers for the group
+            admin_app = make_admin_app(runtime, token=admin.token, group=group)
+            admin_server = _server(admin_app, spec)
+            _listen(admin_server, admin.host, admin.port)
     except ConnectorRuntimeError:
+        if group is not None:
+            await group.close()
         await runtime.stop()
         raise
     tune_malloc()
     tune_gc()
-    if options.worker_index in (None, 0):
+    if first:
+        log_ops(admin)
         log_urls(runtime, options.host, bound, "https" if tls else "http")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,9 +158,30 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
     server.stop()
     runtime.accepting = False
     await _drain(server, runtime)
+    if admin_server is not None:  # /readyz said "shutting down" there during the drain
+        admin_server.stop()
+        await admin_server.close_all_connections()
+    if group is not None:
+        await group.close()
     await runtime.stop()
     log.info("stopped")
     return 0
+
+
+def log_ops(admin: AdminSpec | None) -> None:
+    """Say where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
+    if admin is None:
+        startup_log.info(
+            "no admin listener: /metrics, /healthz and /readyz are on the webhook port"
+        )
+        return
+    guard = "; each request needs the admin token" if admin.token else ""
+    startup_log.info(
+        "admin listener on http://%s:%d: /metrics, /healthz, /readyz (not on the webhook port)%s",
+        admin.host,
+        admin.port,
+        guard,
+    )
 
 
 async def _drain(

@@ -195,7 +195,7 @@ def test_chunked_bytes_count_against_the_in_flight_budget(tmp_path: Path, record
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             metrics = post(proc.url + "/metrics", method="GET").body.decode()
-            if 'connector_runtime_bytes_in_flight{connector="a0"} 716800.0' in metrics:
+            if 'connector_runtime_in_flight_bytes{connector="a0"} 716800.0' in metrics:
                 break
             time.sleep(0.05)
         else:

@@ -69,9 +69,11 @@ def test_metrics_count_requests_records_and_deliveries(
     assert value(found, "connector_runtime_requests_total", connector="m1", status="400") == 1
     rec = {
         o: value(found, "connector_runtime_records_total", connector="m1", outcome=o)
-        for o in ("received", "accepted", "filtered", "duplicate", "invalid")
+        for o in ("accepted", "filtered", "duplicate", "refused")
     }
-    assert rec == {"received": 4, "accepted": 2, "filtered": 1, "duplicate": 1, "invalid": 1}
+    assert rec == {"accepted": 2, "filtered": 1, "duplicate": 1, "refused": 0}
+    assert value(found, "connector_runtime_records_received_total", connector="m1") == 4
+    assert value(found, "connector_runtime_invalid_bodies_total", connector="m1") == 1
     assert value(found, "connector_runtime_auth_failures_total", connector="m1") == 1
     assert value(found, "connector_runtime_spool_depth_events", connector="m1") == 0
     assert value(found, "connector_runtime_request_duration_seconds_count", connector="m1") == 3
@@ -100,14 +102,7 @@ def test_spool_depth_and_age_show_a_backlog(
     assert value(found, "connector_runtime_spool_depth_events", connector="m2") == 7
     assert value(found, "connector_runtime_spool_oldest_age_seconds", connector="m2") > 0.1
     assert (
-        value(
-            found,
-            "connector_runtime_events_total",
-            connector="m2",
-            target="http",
-            outcome="retried",
-        )
-        >= 7
+        value(found, "connector_runtime_delivery_retries_total", connector="m2", target="http") >= 7
     )
 
 
