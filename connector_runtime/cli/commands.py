@@ -372,7 +372,8 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     _report_broken(registry, logged=True)
     host = args.host or manifest.runtime.host
     port = manifest.runtime.port if args.port is None else args.port
-    data_dir = Path(args.data_dir) if args.data_dir else None
+    configured = args.data_dir or manifest.runtime.data_dir  # the flag wins, as for host/port
+    data_dir = Path(configured) if configured else None
     if args.worker_index is None:
         for note in warnings_of(manifest):
             log.warning("%s", note)
