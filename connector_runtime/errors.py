@@ -58,7 +58,11 @@ class DeliveryError(ConnectorRuntimeError):
 
     ``permanent`` means retrying the same events cannot succeed (the target rejected them,
     e.g. HTTP 400); otherwise the failure is transient (connection refused, 5xx, timeout).
-    ``status`` is the target's status code when it answered one.
+    ``status`` is the target's status code when it answered one (e.g. 400, 503): the
+    dead letters of these events record it. ``retry_after`` is how many seconds the target
+    asked to wait before the next try (e.g. HTTP ``Retry-After`` on a 429 or 503): the
+    dispatcher waits at least that long, up to the connector's ``maxBackoff``. Both are
+    optional, the ``reason`` stays one line for people.
     """
 
     def __init__(

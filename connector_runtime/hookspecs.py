@@ -44,6 +44,11 @@ def register_target_types(register: Callable[[TargetType], None]) -> None:
     Called once when the plugin manager is built, before any manifest is read.
 
     :param register: call it once per :class:`~connector_runtime.records.TargetType`.
+        Its targets answer each ``send`` with a :class:`~connector_runtime.records.SendResult`
+        (or raise :class:`~connector_runtime.errors.DeliveryError`): a one-line reason per
+        failed event, and as fields, both optional, the target's ``status`` (recorded with
+        a dead letter) and its ``retry_after`` in seconds (the next try waits at least that
+        long, up to ``retry.maxBackoff``). Nothing is ever parsed out of a reason.
     :return: nothing; the return value is ignored.
     """
 

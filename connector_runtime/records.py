@@ -93,11 +93,23 @@ class SendResult:
 
     Indexes in neither map were accepted. ``rejected`` events failed for good (they go to
     the dead-letter store with the reason); ``retry`` events failed transiently and are sent
-    again later. The reasons are one line each, e.g. ``"HTTP 400: missing field"``.
+    again later. The reasons are one line each, for people, e.g. ``"HTTP 400: missing
+    field"``; the runtime never reads a fact out of them. Facts go in the fields below, both
+    optional (a target that has neither leaves them out):
+
+    - ``status``: the target's status code for failed events that got one, by the same
+      index (e.g. ``{0: 400}``). A dead letter records it in its ``status`` column
+      (``dlq list`` shows it); without one the column is empty.
+    - ``retry_after``: seconds the target asked to wait before it is tried again (e.g. an
+      HTTP ``Retry-After`` on a 429 or 503). It concerns the target, not an event: the
+      events to retry wait at least that long, never less than the computed backoff and
+      never more than the connector's ``retry.maxBackoff``.
     """
 
     rejected: Mapping[int, str] = field(default_factory=dict)
     retry: Mapping[int, str] = field(default_factory=dict)
+    status: Mapping[int, int] = field(default_factory=dict)
+    retry_after: float | None = None
 
 
 class Target(Protocol):
@@ -117,7 +129,8 @@ class Target(Protocol):
 
         Raise :class:`~connector_runtime.errors.DeliveryError` when the whole call failed:
         ``permanent=False`` for transient failures (connection refused, 5xx, timeout),
-        ``permanent=True`` when the target rejected all of them for good.
+        ``permanent=True`` when the target rejected all of them for good; its ``status``
+        and ``retry_after`` then hold for every event of the call.
         """
         ...
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connector_runtime.config.model import ConnectorSpec, Manifest
-from connector_runtime.delivery.dispatcher import Dispatcher, status_of
+from connector_runtime.delivery.dispatcher import Dispatcher
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event
 from connector_runtime.ingest.dedupe import SpoolDedupe
@@ -60,9 +60,9 @@ class SpoolDeadLetter:
         self.spool = spool
         self.connector = connector
 
-    async def store(self, rejected: Sequence[tuple[Event, str]]) -> None:
-        dead = [(e, r, status_of(r)) for e, r in rejected]
-        await self.spool.run(dead_letter_job(self.connector, dead))
+    async def store(self, rejected: Sequence[tuple[Event, str, int | None]]) -> None:
+        """Store ``rejected``: (event, reason, the target's status) each."""
+        await self.spool.run(dead_letter_job(self.connector, rejected))
 
 
 @dataclass

@@ -163,6 +163,8 @@ class RecordingTarget:
     respond: Callable[[Received], int] | None = None
     """Decides the status per event (first event of a batch); default 200."""
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers of every answer that is not a 2xx (e.g. ``{"Retry-After": "7"}``)."""
     delay: float = 0.0
     """Seconds each answer is held back after its events were recorded (a slow target:
     its requests are in flight meanwhile)."""
@@ -192,6 +194,9 @@ class RecordingTarget:
                 if target.delay:
                     await asyncio.sleep(target.delay)
                 self.set_status(status)
+                if not 200 <= status < 300:
+                    for name, value in target.headers.items():
+                        self.set_header(name, value)
                 self.finish("" if status < 300 else "rejected by test target")
 
         async def listen() -> tornado.httpserver.HTTPServer:

@@ -5,23 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from connector_runtime.config.secrets import redact_urls
 from connector_runtime.errors import DeliveryError
 from connector_runtime.events import Event
-from connector_runtime.records import Target
+from connector_runtime.records import SendResult, Target
 
 
 @dataclass
 class Attempt:
-    """What one delivery attempt of a list of events came to."""
+    """What one delivery attempt of a list of events came to. The target's facts come as
+    it gave them (:class:`~connector_runtime.records.SendResult`), never read out of a
+    reason."""
 
-    rejected: list[tuple[Event, str]] = field(default_factory=list)
+    rejected: list[tuple[Event, str, int | None]] = field(default_factory=list)
+    """The events the target rejected for good: (event, reason, the target's status)."""
     rejected_at: dict[int, str] = field(default_factory=dict)
     """Indexes (into the events given) the target rejected for good, with the reason."""
     retry: dict[int, str] = field(default_factory=dict)
     """Indexes (into the events given) that failed transiently, with the reason."""
+    status: dict[int, int] = field(default_factory=dict)
+    """Indexes (into the events given) of failed events that got a status, with it."""
+    retry_after: float | None = None
+    """The longest wait (seconds) an answer with events to retry asked for (None: none)."""
 
 
 Answered = Callable[[int, int, Mapping[int, str], Mapping[int, str]], "asyncio.Future[Any] | None"]
@@ -74,16 +81,22 @@ async def attempt(
             chunk = [events[start]] if size == 1 else events[start : start + size]
             slot = -1 if slots is None else await _take(slots)
             try:
-                rejected, retry = await _one(target, chunk)
+                result = await _one(target, chunk)
             finally:
                 if slots is not None:
                     slots[slot] = None
             unanswered.discard(start)
+            rejected, retry, status = result.rejected, result.retry, result.status
             if rejected:
-                out.rejected.extend((chunk[i], reason) for i, reason in rejected.items())
+                out.rejected.extend((chunk[i], why, status.get(i)) for i, why in rejected.items())
                 out.rejected_at.update({start + i: reason for i, reason in rejected.items()})
+            if status:
+                out.status.update({start + i: code for i, code in status.items()})
             if retry:
                 out.retry.update({start + i: reason for i, reason in retry.items()})
+                wait = result.retry_after
+                if _waits(wait) and (out.retry_after or 0.0) < wait:
+                    out.retry_after = wait
             if answered is not None:
                 held = answered(start, len(chunk), rejected, retry)
                 if slots is not None:
@@ -131,22 +144,28 @@ def _done(future: asyncio.Future[Any]) -> asyncio.Future[None]:
     return waiter
 
 
-_NONE: Mapping[int, str] = {}
+def _waits(seconds: float | None) -> TypeGuard[float]:
+    """Whether a target's ``retry_after`` asks for a wait (a plugin's may be anything)."""
+    return isinstance(seconds, int | float) and seconds > 0
 
 
-async def _one(
-    target: Target, chunk: Sequence[Event]
-) -> tuple[Mapping[int, str], Mapping[int, str]]:
+async def _one(target: Target, chunk: Sequence[Event]) -> SendResult:
     try:
         result = await target.send(chunk)
     except DeliveryError as exc:
         every = dict.fromkeys(range(len(chunk)), redact_urls(exc.reason))
-        return (every, _NONE) if exc.permanent else (_NONE, every)
+        status = {} if exc.status is None else dict.fromkeys(every, exc.status)
+        if exc.permanent:
+            return SendResult(rejected=every, status=status, retry_after=exc.retry_after)
+        return SendResult(retry=every, status=status, retry_after=exc.retry_after)
     # Reasons become logs, last_error and dead-letter reasons: no credentials of a URL a
     # target quoted in them (only failed events have one).
     rejected, retry = result.rejected, result.retry
-    if rejected:
-        rejected = {i: redact_urls(r) for i, r in rejected.items()}
-    if retry:
-        retry = {i: redact_urls(r) for i, r in retry.items()}
-    return rejected, retry
+    if not rejected and not retry:
+        return result
+    return SendResult(
+        {i: redact_urls(r) for i, r in rejected.items()},
+        {i: redact_urls(r) for i, r in retry.items()},
+        result.status,
+        result.retry_after,
+    )

@@ -2,12 +2,13 @@
 
 It takes the oldest batches (in spool order), sends their events in one attempt, and
 settles each batch: delivered events leave the queue; events the target rejected for good
-go to the dead-letter store with the target's reason; events that failed transiently stay,
-in order, and the head of the queue waits for an exponential backoff with jitter before
-the next attempt. Events that used up their attempts or outlived ``max_age`` are dead-
-lettered too. Only one attempt is in flight per connector, which keeps the order and keeps
-memory bounded: the backlog stays on disk, never in RAM. After a failed attempt, retries
-take only the head batch until one succeeds.
+go to the dead-letter store with the target's reason and status; events that failed
+transiently stay, in order, and the head of the queue waits for an exponential backoff with
+jitter before the next attempt, or as long as the target's Retry-After asked if that is
+longer (up to ``maxBackoff``: see :func:`backoff`). Events that used up their attempts or
+outlived ``max_age`` are dead-lettered too. Only one attempt is in flight per connector,
+which keeps the order and keeps memory bounded: the backlog stays on disk, never in RAM.
+After a failed attempt, retries take only the head batch until one succeeds.
 
 With the spool (a queue that ``records_progress``), delivered events leave it chunk by
 chunk: each chunk the target accepted is recorded as its answer arrives
@@ -44,11 +45,21 @@ IDLE_POLL = 1.0
 """Seconds between looks at an idle queue (redriven dead letters appear this way)."""
 
 
-def backoff(retry: RetrySpec, attempts: int, rng: random.Random) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped,
-    with "equal jitter" (between half and all of the capped value)."""
+def backoff(
+    retry: RetrySpec, attempts: int, rng: random.Random, retry_after: float | None = None
+) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped at
+    ``maxBackoff``, with "equal jitter" (between half and all of the capped value).
+
+    When the target asked for a wait (``retry_after``, e.g. HTTP ``Retry-After`` on a 429
+    or 503), the wait is at least that, but never more than ``maxBackoff`` (the operator's
+    bound on how long a delivery may stall: a target asking for a day still gets tried
+    after ``maxBackoff``), and never less than the computed backoff."""
     base = min(retry.max_backoff, retry.initial_backoff * (2 ** min(attempts, 30)))
-    return float(base / 2 + rng.uniform(0, base / 2))
+    wait = float(base / 2 + rng.uniform(0, base / 2))
+    if retry_after is not None and retry_after > 0:
+        wait = max(wait, min(float(retry_after), retry.max_backoff))
+    return wait
 
 
 class Dispatcher:
@@ -216,6 +227,7 @@ class Dispatcher:
             self._recorder.flush()  # every chunk was answered: nothing more to gather
         rejected = result.rejected_at
         retry = result.retry
+        status = result.status
         settlements = []
         index = 0
         for b in batches:
@@ -232,19 +244,21 @@ class Dispatcher:
             for event in b.events:
                 reason = retry.get(index)
                 why = rejected.get(index)
+                code = status.get(index)  # the target's, as it gave it
                 index += 1
                 if why is not None:
-                    s.dead.append((event, why, status_of(why)))
+                    s.dead.append((event, why, code))
                 elif reason is None:
                     s.delivered += 1
                 elif give_up:
                     why = f"gave up after {attempts} attempts: {reason}"
-                    s.dead.append((event, why, status_of(reason)))
+                    s.dead.append((event, why, code))
                 else:
                     s.remaining.append(event)
                     s.error = reason
             if s.remaining:
-                s.next_attempt = now + backoff(self.retry, b.attempts, self._rng)
+                wait = backoff(self.retry, b.attempts, self._rng, result.retry_after)
+                s.next_attempt = now + wait
             if s.error:
                 self.last_error = s.error
         if any(s.remaining for s in settlements):
@@ -288,11 +302,3 @@ class Dispatcher:
             return recorder.add(marks) if marks else None
 
         return answered
-
-
-def status_of(reason: str) -> int | None:
-    if reason.startswith("HTTP "):
-        code = reason[5:8]
-        if code.isdigit():
-            return int(code)
-    return None

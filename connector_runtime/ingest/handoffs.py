@@ -177,10 +177,10 @@ class DeliveredHandoff:
             self.stats.dead_lettered += len(result.rejected)
             if self.dead_letter is not None:
                 await self.dead_letter.store(result.rejected)
-                for event, reason in result.rejected:
+                for event, reason, _ in result.rejected:
                     self.log.warning("event %s dead-lettered: %s", event.id, reason)
             else:
-                for event, reason in result.rejected:
+                for event, reason, _ in result.rejected:
                     self.log.warning("event %s rejected by the target: %s", event.id, reason)
         self.stats.delivered += len(events) - len(result.rejected)
         self.stats.observe_delivery(time.monotonic() - started)
@@ -188,4 +188,6 @@ class DeliveredHandoff:
 
 
 class DeadLetter(Protocol):
-    async def store(self, rejected: Sequence[tuple[Event, str]]) -> None: ...
+    async def store(self, rejected: Sequence[tuple[Event, str, int | None]]) -> None:
+        """Store events rejected for good: (event, reason, the target's status) each."""
+        ...

@@ -17,7 +17,9 @@ Publishes of one ``send`` run concurrently, at most ``maxInFlight`` unacknowledg
 time for the whole target. Lost connections, timeouts, "no responders" and JetStream 5xx
 answers (e.g. while a stream elects a leader) are transient: the events are retried.
 JetStream 4xx answers, a payload over the server's limit, a subject outside the stream and
-a missing stream under ``create: false`` are permanent: the events are dead-lettered.
+a missing stream under ``create: false`` are permanent: the events are dead-lettered. The
+code of a JetStream error answer to a publish (HTTP's numbers: 400, 503, ...) goes into the
+result as the events' ``status``; JetStream gives no Retry-After.
 
 The connection is made in the background with unlimited reconnects, so a NATS that is down
 when the runtime starts delays deliveries (they retry) but neither start-up nor requests.
@@ -318,21 +320,26 @@ class NATSTarget:
         results = await asyncio.gather(*(self._publish(js, subjects, e) for e in events))
         rejected: dict[int, str] = {}
         retry: dict[int, str] = {}
-        for i, (permanent, reason) in enumerate(results):
+        status: dict[int, int] = {}
+        for i, (permanent, reason, code) in enumerate(results):
             if reason is not None:
                 (rejected if permanent else retry)[i] = reason
-        return SendResult(rejected=rejected, retry=retry)
+            if code is not None:
+                status[i] = code
+        return SendResult(rejected=rejected, retry=retry, status=status)
 
     async def _publish(
         self, js: JetStreamContext, subjects: tuple[str, ...], event: Event
-    ) -> tuple[bool, str | None]:
+    ) -> tuple[bool, str | None, int | None]:
+        """(permanent?, the reason it failed, JetStream's error code) for one event."""
         subject = render_subject(self.template, event.peek(), self.connector)
         if not self._subject_in_stream(subject, subjects):
-            return True, f"subject {subject} is not in stream {self.stream} ({', '.join(subjects)})"
+            why = f"subject {subject} is not in stream {self.stream} ({', '.join(subjects)})"
+            return True, why, None
         payload, headers = encode(event, self.mode)
         async with self._slots:
             if not self._conn.connected:  # fail fast instead of buffering while reconnecting
-                return False, self._conn.why_not("reconnecting")
+                return False, self._conn.why_not("reconnecting"), None
             try:
                 ack = await js.publish(
                     subject, payload, timeout=self.timeout, stream=self.stream, headers=headers
@@ -340,10 +347,11 @@ class NATSTarget:
             except Exception as exc:
                 if isinstance(exc, nats.js.errors.NoStreamResponseError) and not self._recheck_at:
                     self._recheck_at = time.monotonic() + STREAM_RECHECK
-                return classify(exc, self.timeout)
+                code = exc.code if isinstance(exc, nats.js.errors.APIError) else None
+                return (*classify(exc, self.timeout), code)
         if ack.duplicate:
             self.duplicates += 1
-        return False, None
+        return False, None, None
 
 
 # -- registration --------------------------------------------------------------------------

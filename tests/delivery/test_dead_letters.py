@@ -85,3 +85,20 @@ def test_exhausted_attempts_are_dead_lettered_with_the_last_reason(
     assert len(rows) == 2
     assert all(r["reason"].startswith("gave up after 3 attempts: HTTP 503") for r in rows)
     assert recording_target.requests >= 3
+
+
+def test_ack_delivered_rejections_are_dead_letters_with_the_targets_status(
+    runtime_factory: Factory, recording_target: RecordingTarget, tmp_path: Path
+):
+    """``ack: delivered`` dead-letters on the request's path; the status is the one the
+    target answered, carried as a field, and ``dlq list`` shows it as before."""
+    data = tmp_path / "spool"
+    recording_target.respond = lambda e: 400 if e.id == "bad-1" else 200
+    rt = runtime_factory([doc(recording_target, ack="delivered", mode="binary")], data_dir=data)
+    assert post(rt.connector_url("a0"), jsonl([record("good-1"), record("bad-1")])).status == 200
+    rows = json.loads(cli("dlq", "list", "--data-dir", str(data), "--json").stdout)
+    assert [(r["eventId"], r["status"], r["reason"]) for r in rows] == [
+        ("bad-1", 400, "HTTP 400: rejected by test target")
+    ]
+    text = cli("dlq", "list", "--data-dir", str(data)).stdout
+    assert "status=400\tHTTP 400: rejected by test target" in text

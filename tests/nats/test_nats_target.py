@@ -4,13 +4,16 @@ when they are redelivered and when the server is down for a while."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
+import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from nats.js.api import StreamConfig
 
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.delivery.attempt import attempt
@@ -340,7 +343,7 @@ def test_permanent_failures_are_rejected_with_a_reason(cr_loop, nats_server, mak
     outcome = cr_loop.run(attempt(target, [ok, too_big]))
     assert outcome.retry == {}
     assert outcome.rejected == [
-        (too_big, "message exceeds the server's maximum payload (max_payload)")
+        (too_big, "message exceeds the server's maximum payload (max_payload)", None)
     ]
 
     # a subject the (existing, not ours to change) stream does not take
@@ -349,7 +352,9 @@ def test_permanent_failures_are_rejected_with_a_reason(cr_loop, nats_server, mak
     )
     cr_loop.run(outside.start())
     outcome = cr_loop.run(attempt(outside, [ok]))
-    assert outcome.rejected == [(ok, "subject auth0.tenant.s is not in stream OTHER (other.*)")]
+    assert outcome.rejected == [
+        (ok, "subject auth0.tenant.s is not in stream OTHER (other.*)", None)
+    ]
 
     # a stream that does not exist and may not be created
     missing = make_target(
@@ -357,9 +362,37 @@ def test_permanent_failures_are_rejected_with_a_reason(cr_loop, nats_server, mak
     )
     cr_loop.run(missing.start())
     outcome = cr_loop.run(attempt(missing, [ok]))
-    assert outcome.rejected == [(ok, "stream MISSING does not exist (and stream.create is false)")]
+    assert outcome.rejected == [
+        (ok, "stream MISSING does not exist (and stream.create is false)", None)
+    ]
     assert stream_count([nats_server.url], STREAM) == 1
     assert stream_count([nats_server.url], "OTHER") == 0
+
+
+@requires_nats_server
+def test_a_jetstream_error_answer_gives_its_code_as_the_status(cr_loop, nats_server, make_target):
+    """A publish JetStream answers with an error (here a message over the stream's
+    ``max_msg_size``: 400, err_code 10054) carries the code as the event's status."""
+    nats_server.start()
+
+    async def small_stream() -> None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            config = StreamConfig(name="SMALL", subjects=["auth0.>"], max_msg_size=64)
+            await nc.jetstream(timeout=5).add_stream(config)
+        finally:
+            await nc.close()
+
+    asyncio.run(small_stream())
+    target = make_target(_target_config(nats_server.url, stream={"name": "SMALL", "create": False}))
+    cr_loop.run(target.start())
+    event = _event(1)
+    outcome = cr_loop.run(attempt(target, [event]))
+    assert outcome.retry == {}
+    assert outcome.rejected == [
+        (event, "JetStream 400: message size exceeds maximum allowed (err_code 10054)", 400)
+    ]
+    assert outcome.status == {0: 400}
 
 
 @requires_nats_server
@@ -428,7 +461,7 @@ def test_a_deleted_stream_is_looked_up_again(cr_loop, nats_server, make_target, 
     time.sleep(0.3)
     outcome = cr_loop.run(attempt(watcher, [_event(2)]))  # create: false -> dead letter
     assert outcome.rejected == [
-        (_event(2), f"stream {STREAM} does not exist (and stream.create is false)")
+        (_event(2), f"stream {STREAM} does not exist (and stream.create is false)", None)
     ]
 
     assert cr_loop.run(attempt(target, [_event(3)])).retry != {}

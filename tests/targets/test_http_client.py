@@ -41,7 +41,7 @@ from connector_runtime.targets.http.client import (
     ProtocolError,
     parse_head,
 )
-from connector_runtime.targets.http.target import HTTPTarget
+from connector_runtime.targets.http.target import HTTPTarget, retry_after_seconds
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -245,6 +245,9 @@ def test_status_classes_and_reasons():
         assert result.rejected[0] == "HTTP 400: nope: a " + "x" * 189
         assert result.retry[1] == "HTTP 503: nope: b " + "x" * 189
         assert result.retry[2].startswith("HTTP 429: nope: c x")
+        # the statuses as fields, for the dead letters (never read back out of a reason)
+        assert result.status == {0: 400, 1: 503, 2: 429, 3: 301, 4: 404}
+        assert result.retry_after is None  # no Retry-After was sent
 
     asyncio.run(scenario())
 
@@ -332,6 +335,7 @@ def test_http10_answers_with_and_without_a_length():
         async with raw_server(answering(until_close, keep=False)) as (url, _), started(url) as t:
             result = await t.send([event(0)])
         assert result.rejected == {0: "HTTP 404: no such path"}
+        assert result.status == {0: 404}
         kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         async with raw_server(answering(kept)) as (url, raw), started(url) as t:
             for n in range(3):
@@ -489,6 +493,7 @@ def test_batch_mode_rejection_is_bisected_to_the_bad_event():
         async with tornado_target(answer) as (url, _), started(url, mode="batch") as t:
             result = await t.send(events)
         assert result.rejected == {2: "HTTP 422: bad event"} and not result.retry
+        assert result.status == {2: 422}
 
     asyncio.run(scenario())
 
@@ -558,25 +563,30 @@ def test_https_with_the_default_context(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     ("head", "expected"),
     [
-        ("200 OK|Content-Length: 12", (200, _LENGTH, 12, "", True)),
-        ("200 OK|content-length: 0", (200, _DONE, 0, "", True)),
-        ("204 No Content", (204, _DONE, 0, "", True)),
-        ("304 Not Modified|Content-Length: 5", (304, _DONE, 0, "", True)),
-        ("100 Continue", (100, _HEAD, 0, "", True)),
-        ("500 x|Transfer-Encoding: gzip, Chunked", (500, _CHUNK_SIZE, 0, "", True)),
-        ("200 OK|Transfer-Encoding: gzip", (200, _UNTIL_EOF, 0, "", False)),
-        ("200 OK", (200, _UNTIL_EOF, 0, "", False)),
-        ("200 OK|Connection: Close|Content-Length: 1", (200, _LENGTH, 1, "", False)),
-        ("200 OK|Content-Length: 3|Content-Length: 3", (200, _LENGTH, 3, "", True)),
+        ("200 OK|Content-Length: 12", (200, _LENGTH, 12, "", True, "")),
+        ("200 OK|content-length: 0", (200, _DONE, 0, "", True, "")),
+        ("204 No Content", (204, _DONE, 0, "", True, "")),
+        ("304 Not Modified|Content-Length: 5", (304, _DONE, 0, "", True, "")),
+        ("100 Continue", (100, _HEAD, 0, "", True, "")),
+        ("500 x|Transfer-Encoding: gzip, Chunked", (500, _CHUNK_SIZE, 0, "", True, "")),
+        ("200 OK|Transfer-Encoding: gzip", (200, _UNTIL_EOF, 0, "", False, "")),
+        ("200 OK", (200, _UNTIL_EOF, 0, "", False, "")),
+        ("200 OK|Connection: Close|Content-Length: 1", (200, _LENGTH, 1, "", False, "")),
+        ("200 OK|Content-Length: 3|Content-Length: 3", (200, _LENGTH, 3, "", True, "")),
         (
             "400 Bad|Content-Type:  text/plain; charset=latin-1 |Content-Length: 3",
-            (400, _LENGTH, 3, "text/plain; charset=latin-1", True),
+            (400, _LENGTH, 3, "text/plain; charset=latin-1", True, ""),
         ),
-        ("1.0 200 OK|Content-Length: 1", (200, _LENGTH, 1, "", False)),
-        ("1.0 200 OK|Connection: Keep-Alive|Content-Length: 1", (200, _LENGTH, 1, "", True)),
+        ("1.0 200 OK|Content-Length: 1", (200, _LENGTH, 1, "", False, "")),
+        ("1.0 200 OK|Connection: Keep-Alive|Content-Length: 1", (200, _LENGTH, 1, "", True, "")),
+        ("503 x|Retry-After:  7 |Content-Length: 0", (503, _DONE, 0, "", True, "7")),
+        (
+            "429 x|retry-after: Sun, 06 Nov 1994 08:49:37 GMT|Content-Length: 2",
+            (429, _LENGTH, 2, "", True, "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ),
     ],
 )
-def test_parse_head(head: str, expected: tuple[int, int, int, str, bool]):
+def test_parse_head(head: str, expected: tuple[int, int, int, str, bool, str]):
     """``head``: the status line after "HTTP/1.1 " (or "HTTP/1.0 " for "1.0 ..."), then
     header lines, separated by "|"."""
     version = "HTTP/1.0 " if head.startswith("1.0 ") else "HTTP/1.1 "
@@ -629,3 +639,34 @@ def test_the_pool_alone_reads_answer_bodies_and_keeps_their_start():
             assert raw.connections == 1
 
     asyncio.run(scenario())
+
+
+# -- Retry-After, pure ---------------------------------------------------------------------
+
+NOW = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("0", None),  # no wait asked for: the computed backoff applies
+        ("Sun, 06 Nov 1994 08:49:44 GMT", 7.0),  # IMF-fixdate
+        ("Sunday, 06-Nov-94 08:49:44 GMT", 7.0),  # obsolete RFC 850 form
+        ("Sun Nov  6 08:49:44 1994", 7.0),  # obsolete asctime form (GMT)
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None),  # now
+        ("Sun, 06 Nov 1994 08:40:00 GMT", None),  # past
+        ("", None),
+        ("soon", None),
+        ("-3", None),
+        ("1.5", None),  # delta-seconds are digits only
+        ("\u0667", None),  # a digit, but not an ASCII one
+    ],
+)
+def test_retry_after_seconds(value: str, seconds: float | None):
+    assert retry_after_seconds(value, NOW) == seconds
+
+
+def test_retry_after_seconds_beyond_a_float_is_infinite():
+    assert retry_after_seconds("9" * 400, NOW) == float("inf")  # capped by maxBackoff later

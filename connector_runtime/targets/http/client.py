@@ -39,18 +39,25 @@ class ServerDisconnected(ConnectionError):
 
 
 class Response(NamedTuple):
-    """An answer: status, the first :data:`KEPT_BODY` bytes of the body, its media type."""
+    """An answer: status, the first :data:`KEPT_BODY` bytes of the body, its media type,
+    and its ``Retry-After`` header as sent (empty when none)."""
 
     status: int
     body: bytes
     content_type: str
     keep_alive: bool
+    retry_after: str = ""
 
 
-def parse_head(head: bytes) -> tuple[int, int, int, str, bool]:
+Head = tuple[int, int, int, str, bool, str]
+"""What :func:`parse_head` finds in an answer's head."""
+
+
+def parse_head(head: bytes) -> Head:
     """An answer's status line and headers (CRLF-separated, no final empty line) →
-    (status, parser state for the body, its length, media type, keep the connection?).
-    An interim answer (1xx) gives the state ``_HEAD``: the real answer follows."""
+    (status, parser state for the body, its length, media type, keep the connection?,
+    ``Retry-After`` as sent). An interim answer (1xx) gives the state ``_HEAD``: the real
+    answer follows."""
     lines = head.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     code = rest[:3]
@@ -61,7 +68,7 @@ def parse_head(head: bytes) -> tuple[int, int, int, str, bool]:
     status = int(code)
     length: int | None = None
     coding: str | None = None
-    tokens = ctype = ""
+    tokens = ctype = retry_after = ""
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep:
@@ -78,21 +85,24 @@ def parse_head(head: bytes) -> tuple[int, int, int, str, bool]:
             tokens += "," + value.lower()
         elif name == "content-type":
             ctype = value.strip()
+        elif name == "retry-after":
+            retry_after = value.strip()
     options = {t.strip() for t in tokens.split(",")}
     keep = "close" not in options and (version == "HTTP/1.1" or "keep-alive" in options)
     if status < 200:
-        return status, _HEAD, 0, ctype, keep
+        return status, _HEAD, 0, ctype, keep, ""
     if status in (204, 304) or (length == 0 and coding is None):
-        return status, _DONE, 0, ctype, keep
+        return status, _DONE, 0, ctype, keep, retry_after
     if coding is not None:  # a body framed by its encoding, or by the end of the connection
         chunked = coding == "chunked"
-        return status, _CHUNK_SIZE if chunked else _UNTIL_EOF, 0, ctype, keep and chunked
+        state = _CHUNK_SIZE if chunked else _UNTIL_EOF
+        return status, state, 0, ctype, keep and chunked, retry_after
     if length is not None:
-        return status, _LENGTH, length, ctype, keep
-    return status, _UNTIL_EOF, 0, ctype, False
+        return status, _LENGTH, length, ctype, keep, retry_after
+    return status, _UNTIL_EOF, 0, ctype, False, retry_after
 
 
-_HEADS: dict[bytes, tuple[int, int, int, str, bool]] = {}  # targets repeat a few heads
+_HEADS: dict[bytes, Head] = {}  # targets repeat a few heads
 
 
 class _Connection(asyncio.Protocol):
@@ -110,6 +120,7 @@ class _Connection(asyncio.Protocol):
         self.pending: asyncio.Future[Response] | None = None
         self._buf = self._kept = b""  # unparsed rest; the body's first bytes
         self._state, self._remaining, self._status, self._ctype = _HEAD, 0, 0, ""
+        self._retry_after = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -183,7 +194,9 @@ class _Connection(asyncio.Protocol):
                         _HEADS.clear()
                     if len(head) <= 1024:
                         _HEADS[head] = parsed
-                self._status, self._state, self._remaining, self._ctype, self._keep_alive = parsed
+                status, state, remaining, ctype, keep, retry_after = parsed
+                self._status, self._state, self._remaining = status, state, remaining
+                self._ctype, self._keep_alive, self._retry_after = ctype, keep, retry_after
                 pos = stop + 4
             elif state in (_LENGTH, _CHUNK_DATA):
                 take = min(self._remaining, end - pos)
@@ -224,7 +237,7 @@ class _Connection(asyncio.Protocol):
         self.served += 1
         # Bytes past the answer were not asked for: do not reuse the connection.
         keep = self._keep_alive and not leftover
-        self.settle(Response(self._status, self._kept, self._ctype, keep))
+        self.settle(Response(self._status, self._kept, self._ctype, keep, self._retry_after))
 
 
 class ConnectionPool:

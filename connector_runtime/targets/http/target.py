@@ -15,6 +15,9 @@ mode, else 1), at most ``maxConnections`` calls at once (``max_in_flight``).
 A 2xx answer is acceptance; 408, 409, 429 and 5xx (and network errors and timeouts) are
 transient; any other status is a permanent rejection. A batch the target rejects for good
 is split in halves and sent again, so that one bad event does not sink its neighbours.
+The answer's status goes into the result as a field (``SendResult.status``, or
+``DeliveryError.status``), and so does the ``Retry-After`` of a 429 or 503, in seconds
+(``retry_after``): the dispatcher waits at least that long before the next try.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
+import datetime
 import re
 import ssl
+import time
 from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -44,6 +50,9 @@ from connector_runtime.records import SendResult, TargetContext, TargetType
 from connector_runtime.targets.http.client import ConnectionPool, ProtocolError, Response
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Answers whose ``Retry-After`` says when to come back (RFC 9110 §10.2.3; on a 3xx it
+would be about a redirect, which is not followed)."""
 ACCEPTED = SendResult()
 MAX_BINARY_HEADER_BYTES = 8192
 """Above this many bytes of ``ce-`` headers an event goes out in structured mode."""
@@ -146,11 +155,9 @@ class HTTPTarget:
             return await self._send_batch(events)
         if len(events) == 1:  # as the dispatcher sends (max_batch 1)
             deadline = None if self._pool is None else self._pool.loop.time() + self.timeout
-            permanent, reason = await self._send_one(events[0], deadline)
-            if reason is None:
-                return ACCEPTED
-            return SendResult(rejected={0: reason}) if permanent else SendResult(retry={0: reason})
-        results: list[tuple[bool, str | None]] = [(False, None)] * len(events)
+            failure = await self._send_one(events[0], deadline)
+            return ACCEPTED if failure is None else failed({0: failure})
+        results: list[DeliveryError | None] = [None] * len(events)
         indexes = iter(range(len(events)))
         # One deadline for the whole call, as when every event had its own task.
         deadline = None if self._pool is None else self._pool.loop.time() + self.timeout
@@ -166,15 +173,9 @@ class HTTPTarget:
             await worker()
         elif workers:
             await asyncio.gather(*(worker() for _ in range(workers)))
-        rejected: dict[int, str] = {}
-        retry: dict[int, str] = {}
-        for i, (permanent, reason) in enumerate(results):
-            if reason is None:
-                continue
-            (rejected if permanent else retry)[i] = reason
-        return SendResult(rejected=rejected, retry=retry)
+        return failed({i: failure for i, failure in enumerate(results) if failure is not None})
 
-    async def _send_one(self, event: Event, deadline: float | None) -> tuple[bool, str | None]:
+    async def _send_one(self, event: Event, deadline: float | None) -> DeliveryError | None:
         ce_headers, body = to_binary(event) if self.mode == "binary" else ({}, b"")
         if ce_headers and sum(map(len, ce_headers.values())) <= MAX_BINARY_HEADER_BYTES:
             content_type = ce_headers.pop("Content-Type", None)
@@ -186,8 +187,8 @@ class HTTPTarget:
         try:
             await self._post(body, content_type, ce_headers, deadline)
         except DeliveryError as exc:
-            return exc.permanent, exc.reason
-        return False, None
+            return exc
+        return None
 
     async def _send_batch(self, events: Sequence[Event]) -> SendResult:
         try:
@@ -196,13 +197,14 @@ class HTTPTarget:
             if not exc.permanent:
                 raise
             if len(events) == 1:
-                return SendResult(rejected={0: exc.reason})
+                return failed({0: exc})
             half = len(events) // 2
             left = await self._send_batch(events[:half])
             right = await self._send_batch(events[half:])
             return SendResult(
                 rejected={**left.rejected, **{half + i: r for i, r in right.rejected.items()}},
                 retry={**left.retry, **{half + i: r for i, r in right.retry.items()}},
+                status={**left.status, **{half + i: s for i, s in right.status.items()}},
             )
         return SendResult()
 
@@ -237,7 +239,44 @@ class HTTPTarget:
         text = _text(response)[:200]
         reason = f"HTTP {status}: {' '.join(text.split())}" if text.strip() else f"HTTP {status}"
         transient = status in TRANSIENT_STATUSES or status >= 500
-        raise DeliveryError(reason, permanent=not transient, status=status)
+        wait = None
+        if status in RETRY_AFTER_STATUSES and response.retry_after:
+            wait = retry_after_seconds(response.retry_after, time.time())
+        raise DeliveryError(reason, permanent=not transient, status=status, retry_after=wait)
+
+
+def failed(failures: Mapping[int, DeliveryError]) -> SendResult:
+    """The result of a call whose events ``failures`` (by index) failed, the rest accepted:
+    each one's reason and status, and the longest Retry-After any of them was given."""
+    rejected: dict[int, str] = {}
+    retry: dict[int, str] = {}
+    status: dict[int, int] = {}
+    waits = [0.0]
+    for i, exc in failures.items():
+        (rejected if exc.permanent else retry)[i] = exc.reason
+        if exc.status is not None:
+            status[i] = exc.status
+        if exc.retry_after is not None:
+            waits.append(exc.retry_after)
+    return SendResult(rejected, retry, status, max(waits) or None)
+
+
+def retry_after_seconds(value: str, now: float) -> float | None:
+    """The seconds a ``Retry-After`` value asks to wait: delta-seconds (``120``) or an
+    HTTP-date (``Sun, 06 Nov 1994 08:49:37 GMT``, or its two obsolete forms), counted from
+    ``now`` (epoch seconds). None when it asks for no wait (0, a date past) or is not one."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value)  # digits beyond a float's range: inf, capped by maxBackoff
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # the asctime form: an HTTP-date is always GMT
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - now
+    return seconds if seconds > 0 else None
 
 
 class RequestHead:
