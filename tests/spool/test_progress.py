@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_dispatcher import LOG, filled
-
 from connector_runtime.config.model import RetrySpec
 from connector_runtime.delivery.dispatcher import Dispatcher
 from connector_runtime.observe.stats import ConnectorStats
@@ -15,6 +13,7 @@ from connector_runtime.spool.queues import Mark, Settlement, SpoolQueue
 from connector_runtime.spool.store import Spool
 from connector_runtime.targets.http.target import create as create_http_target
 from connector_runtime.testing import LoopThread, RecordingTarget
+from tests.delivery.test_dispatcher import LOG, filled
 
 
 def stored(spool: Spool) -> tuple[int, int, int]:
