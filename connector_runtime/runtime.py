@@ -29,14 +29,9 @@ from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
 from connector_runtime.spool import seen
-from connector_runtime.spool.queues import (
-    BatchQueue,
-    MemoryQueue,
-    SpoolQueue,
-    count_dead_letters,
-    dead_letter_job,
-)
+from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.spool.store import Spool, default_data_dir
+from connector_runtime.spool.tables import count_dead_letters
 
 log = logging.getLogger("connector_runtime")
 

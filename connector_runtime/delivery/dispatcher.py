@@ -31,9 +31,9 @@ from typing import Any
 from connector_runtime.config.model import RetrySpec
 from connector_runtime.delivery.attempt import Answered, Slots, attempt, max_in_flight
 from connector_runtime.delivery.progress import Recorder
-from connector_runtime.events import concat
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Target
+from connector_runtime.spool.payloads import concat
 from connector_runtime.spool.queues import BatchQueue, Mark, Settlement, wait_or_timeout
 from connector_runtime.spool.store import Batch
 

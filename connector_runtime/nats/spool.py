@@ -46,9 +46,10 @@ from connector_runtime.nats.connection import classify
 from connector_runtime.nats.stream import SpoolStream
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Target
+from connector_runtime.spool import tables
 from connector_runtime.spool.payloads import decode_event, event_size
 from connector_runtime.spool.progress import pending
-from connector_runtime.spool.queues import Mark, Settlement, dead_letter_rows, store_dead_letters
+from connector_runtime.spool.queues import Mark, Settlement, dead_letter_rows
 from connector_runtime.spool.store import Batch, Spool
 
 FETCH_WAIT: Final = 0.5
@@ -163,7 +164,7 @@ class NatsQueue:
             connector = self.connector
 
             def job(conn: sqlite3.Connection) -> None:
-                store_dead_letters(conn, connector, rows)
+                tables.insert_dead_letters(conn, connector, rows)
 
             try:
                 await self.spool.run(job)
@@ -242,20 +243,14 @@ class NatsQueue:
         delete them. Each gets a message id of its own: the event id may still be in the
         duplicate window, and a redrive must not be dropped as a repeat."""
         connector = self.connector
-        rows: list[tuple[int, bytes | None, bytes, int | None, int, int]] = await self.spool.aread(
-            lambda c: c.execute(
-                "SELECT seq, done, payload, seg, seg_offset, seg_length FROM batches"
-                " WHERE connector = ? ORDER BY seq LIMIT 100",
-                (connector,),
-            ).fetchall()
-        )
-        for seq, done, stored, seg, offset, length in rows:
+        rows = await self.spool.aread(lambda c: tables.head_rows(c, connector, 0, 100).fetchall())
+        for seq, *_, done, stored, seg, offset, length in rows:  # tables.HEAD_COLUMNS
             payload = await asyncio.to_thread(self.spool.payload, stored, seg, offset, length)
             events, _ = pending(payload, done)
             await self.stream.publish_all(events, [f"{e.id}:local:{seq}" for e in events])
 
             def job(conn: sqlite3.Connection, seq: int = seq) -> None:
-                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                tables.delete_batches(conn, [seq])
 
             # shielded: close() cancels housekeeping, and the spool's writer thread must not
             # be left with a cancelled future

@@ -15,8 +15,8 @@ from typing import Any
 
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import to_structured
+from connector_runtime.spool import schema, tables
 from connector_runtime.spool.payloads import decode_event, encode_events, event_size
-from connector_runtime.spool.store import connect
 
 
 def spools(data_dir: Path) -> list[tuple[str, Path]]:
@@ -32,7 +32,8 @@ def spools(data_dir: Path) -> list[tuple[str, Path]]:
 
 
 def open_spool(path: Path) -> sqlite3.Connection:
-    return connect(path)
+    """The spool database at ``path`` (SpoolError when it has another format version)."""
+    return schema.connect(path)
 
 
 def merge_stats(groups: list[list[SpoolStats]]) -> list[SpoolStats]:
@@ -84,66 +85,30 @@ class SpoolStats:
 
 def stats(conn: sqlite3.Connection, connector: str | None = None) -> list[SpoolStats]:
     now = time.time()
-    names = {
-        r[0]
-        for r in conn.execute(
-            "SELECT connector FROM counters UNION SELECT connector FROM batches"
-            " UNION SELECT connector FROM dead_letters"
-        )
-    }
     out = []
-    for name in sorted(names):
+    for name in sorted(tables.connectors(conn)):
         if connector is not None and name != connector:
             continue
-        depth, oldest = conn.execute(
-            "SELECT coalesce(sum(count), 0), min(created) FROM batches WHERE connector = ?",
-            (name,),
-        ).fetchone()
-        row = conn.execute(
-            "SELECT accepted, delivered, retried, dead_lettered FROM counters WHERE connector = ?",
-            (name,),
-        ).fetchone() or (0, 0, 0, 0)
-        (dead_now,) = conn.execute(
-            "SELECT count(*) FROM dead_letters WHERE connector = ?", (name,)
-        ).fetchone()
-        accepted, delivered, retried, dead = (int(x) for x in row)
+        depth, _, oldest = tables.depth(conn, name)
+        accepted, delivered, retried, dead = tables.counters(conn, name)
         out.append(
             SpoolStats(
                 connector=name,
-                depth=int(depth),
+                depth=depth,
                 oldest_age=None if oldest is None else now - oldest,
                 accepted=accepted,
                 delivered=delivered,
                 retried=retried,
                 dead_lettered=dead,
-                dead_letters_now=int(dead_now),
+                dead_letters_now=tables.dead_letters_now(conn, name),
             )
         )
     return out
 
 
-def _where(connector: str | None, ids: list[int] | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if connector is not None:
-        clauses.append("connector = ?")
-        params.append(connector)
-    if ids:
-        clauses.append(f"id IN ({','.join('?' * len(ids))})")
-        params.extend(ids)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
 def list_dead_letters(
     conn: sqlite3.Connection, connector: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    where, params = _where(connector, None)
-    rows = conn.execute(
-        "SELECT id, connector, event_id, failed, attempts, status, reason FROM dead_letters"
-        + where
-        + " ORDER BY id LIMIT ?",
-        (*params, limit),
-    )
     return [
         {
             "id": r[0],
@@ -154,16 +119,12 @@ def list_dead_letters(
             "status": r[5],
             "reason": r[6],
         }
-        for r in rows
+        for r in tables.dead_letters(conn, connector, limit)
     ]
 
 
 def show_dead_letter(conn: sqlite3.Connection, dead_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        "SELECT id, connector, event_id, created, failed, attempts, status, reason, payload"
-        " FROM dead_letters WHERE id = ?",
-        (dead_id,),
-    ).fetchone()
+    row = tables.dead_letter(conn, dead_id)
     if row is None:
         raise SpoolError(f"no dead letter with id {dead_id}")
     event = decode_event(row[8]) if row[8] else None
@@ -185,15 +146,9 @@ def redrive(
 ) -> int:
     """Move dead letters back into the spool, oldest first; return how many. Those
     without an event (reports of events lost with a damaged segment) stay."""
-    where, params = _where(connector, ids)
-    where += " AND " if where else " WHERE "
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows = conn.execute(
-            "SELECT id, connector, payload FROM dead_letters" + where + "length(payload) > 0"
-            " ORDER BY id",
-            params,
-        ).fetchall()
+        rows = tables.redrivable(conn, connector, ids)
         by_connector: dict[str, list[Any]] = {}
         for _, name, payload in rows:
             by_connector.setdefault(name, []).append(decode_event(payload))
@@ -201,12 +156,9 @@ def redrive(
         for name, events in by_connector.items():
             for start in range(0, len(events), 500):
                 chunk = events[start : start + 500]
-                conn.execute(
-                    "INSERT INTO batches (connector, created, count, bytes, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (name, now, len(chunk), sum(map(event_size, chunk)), encode_events(chunk)),
-                )
-        conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r[0],) for r in rows])
+                size = sum(map(event_size, chunk))
+                tables.put_back(conn, name, now, len(chunk), size, encode_events(chunk))
+        tables.delete_dead_letters(conn, [r[0] for r in rows])
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
         conn.execute("ROLLBACK")
@@ -218,6 +170,4 @@ def purge(
     conn: sqlite3.Connection, connector: str | None = None, ids: list[int] | None = None
 ) -> int:
     """Delete dead letters for good; return how many."""
-    where, params = _where(connector, ids)
-    cur = conn.execute("DELETE FROM dead_letters" + where, params)
-    return int(cur.rowcount)
+    return tables.purge_dead_letters(conn, connector, ids)

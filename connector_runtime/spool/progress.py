@@ -14,11 +14,15 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
-from connector_runtime.events import EncodedEvents, Event, concat
-from connector_runtime.spool.payloads import decode_events, event_size, events_size
-from connector_runtime.spool.store import _count
+from connector_runtime.events import Event
+from connector_runtime.spool import tables
+from connector_runtime.spool.payloads import (
+    EncodedEvents,
+    concat,
+    decode_events,
+    event_size,
+    events_size,
+)
 
 
 def pending(
@@ -91,7 +95,7 @@ def record(conn: sqlite3.Connection, connector: str, delivered: Delivered) -> No
     marked are not counted again)."""
     gone = [seq for seq, _ in delivered.whole]
     for seq, (bits, size) in delivered.parts.items():
-        found = conn.execute("SELECT done, count FROM batches WHERE seq = ?", (seq,)).fetchone()
+        found = tables.done_of(conn, seq)
         if found is None:
             continue
         before = int.from_bytes(found[0] or b"", "little")
@@ -100,17 +104,8 @@ def record(conn: sqlite3.Connection, connector: str, delivered: Delivered) -> No
         if left <= 0:
             gone.append(seq)
             continue
-        conn.execute(
-            "UPDATE batches SET done = ?, count = ?, bytes = bytes - ? WHERE seq = ?",
-            (done.to_bytes((done.bit_length() + 7) // 8, "little"), left, size, seq),
+        tables.set_done(
+            conn, seq, done.to_bytes((done.bit_length() + 7) // 8, "little"), left, size
         )
-    delete_rows(conn, gone)
-    _count(conn, connector, "delivered", delivered.events)
-
-
-def delete_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
-    if seqs:  # one statement: executemany would step (and let go of the GIL) per row
-        conn.execute(
-            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(seqs).decode(),),
-        )
+    tables.delete_batches(conn, gone)
+    tables.count(conn, connector, "delivered", delivered.events)

@@ -23,10 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connector_runtime.events import EncodedEvents, Event
-from connector_runtime.spool.payloads import encode_event, encode_events, event_size, events_size
-from connector_runtime.spool.progress import Delivered, delete_rows, pending, record
-from connector_runtime.spool.store import Batch, Job, Spool, _count
+from connector_runtime.events import Event
+from connector_runtime.spool import tables
+from connector_runtime.spool.jobs import Job
+from connector_runtime.spool.payloads import (
+    EncodedEvents,
+    encode_event,
+    encode_events,
+    event_size,
+    events_size,
+)
+from connector_runtime.spool.progress import Delivered, pending, record
+from connector_runtime.spool.store import Batch, Spool
 
 
 @dataclass
@@ -87,29 +95,14 @@ class BatchQueue(Protocol):
 
 def dead_letter_rows(
     connector: str, batch: Batch, dead: Sequence[tuple[Event, str, int | None]], now: float
-) -> list[tuple[object, ...]]:
+) -> list[tables.DeadLetterRow]:
+    """The dead letters of a batch's events given up on: (event, reason, target status)."""
     return [
-        (connector, e.id, batch.created, now, batch.attempts + 1, status, reason, encode_event(e))
+        tables.DeadLetterRow(
+            connector, e.id, batch.created, now, batch.attempts + 1, status, reason, encode_event(e)
+        )
         for e, reason, status in dead
     ]
-
-
-def store_dead_letters(
-    conn: sqlite3.Connection, connector: str, rows: Sequence[tuple[object, ...]]
-) -> None:
-    conn.executemany(
-        "INSERT INTO dead_letters (connector, event_id, created, failed, attempts, status,"
-        " reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    _count(conn, connector, "dead_lettered", len(rows))
-
-
-def count_dead_letters(conn: sqlite3.Connection) -> dict[str, int]:
-    """Dead letters stored now, per connector (a scan of the table's connector index:
-    tens of milliseconds per million rows, so callers cache it)."""
-    rows = conn.execute("SELECT connector, count(*) FROM dead_letters GROUP BY connector")
-    return {str(connector): int(n) for connector, n in rows}
 
 
 class SpoolQueue:
@@ -131,14 +124,9 @@ class SpoolQueue:
         """What records :attr:`_marks`, until its job took them."""
 
     def load_depth(self) -> None:
-        events, size, oldest = self.spool.read(
-            lambda c: c.execute(
-                "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0), min(created)"
-                " FROM batches WHERE connector = ?",
-                (self.connector,),
-            ).fetchone()
-        )
-        self.pending_events, self.pending_bytes, self.oldest = int(events), int(size), oldest
+        connector = self.connector
+        depth = self.spool.read(lambda c: tables.depth(c, connector))
+        self.pending_events, self.pending_bytes, self.oldest = depth
 
     def added(self, events: int, size: int) -> None:
         self.pending_events += events
@@ -154,12 +142,7 @@ class SpoolQueue:
         self.pending_bytes -= lost_bytes
 
         def query(conn: sqlite3.Connection) -> list[Batch]:
-            rows = conn.execute(
-                "SELECT seq, created, attempts, next_attempt, count, bytes, done, payload, seg,"
-                " seg_offset, seg_length FROM batches WHERE connector = ? AND seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (connector, after, max_events),
-            )
+            rows = tables.head_rows(conn, connector, after, max_events)
             taken: list[tuple[Any, ...]] = []
             total = size = 0
             for row in rows:
@@ -239,19 +222,15 @@ class SpoolQueue:
             for s in settlements:
                 b = s.batch
                 if s.dead:
-                    store_dead_letters(conn, connector, dead_letter_rows(connector, b, s.dead, now))
+                    dead_letters = dead_letter_rows(connector, b, s.dead, now)
+                    tables.insert_dead_letters(conn, connector, dead_letters)
                 retried += len(s.remaining)
                 if len(s.remaining) == len(b.events):
                     # Nothing left the batch (the usual failed attempt, e.g. a target that
                     # is down): its stored events stand; only the retry state changes.
-                    conn.execute(
-                        "UPDATE batches SET attempts = ?, next_attempt = ?, last_error = ?"
-                        " WHERE seq = ?",
-                        (b.attempts + 1, s.next_attempt, s.error, b.seq),
-                    )
+                    tables.set_retry(conn, b.seq, b.attempts + 1, s.next_attempt, s.error)
                     continue
-                row = conn.execute("SELECT count, bytes FROM batches WHERE seq = ?", (b.seq,))
-                stored = row.fetchone()
+                stored = tables.stored(conn, b.seq)
                 if stored is None:  # every event recorded as delivered
                     continue
                 events, size, dead = events + stored[0], size + stored[1], dead + len(s.dead)
@@ -260,23 +239,19 @@ class SpoolQueue:
                     continue
                 events -= len(s.remaining)
                 size -= events_size(s.remaining)
-                conn.execute(
-                    "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?, seg_length = ?,"
-                    " done = NULL, count = ?, bytes = ?, attempts = ?, next_attempt = ?,"
-                    " last_error = ? WHERE seq = ?",
-                    (
-                        *spool.place(encode_events(s.remaining)),
-                        len(s.remaining),
-                        events_size(s.remaining),
-                        b.attempts + 1,
-                        s.next_attempt,
-                        s.error,
-                        b.seq,
-                    ),
+                tables.keep_only(
+                    conn,
+                    b.seq,
+                    spool.place(encode_events(s.remaining)),
+                    len(s.remaining),
+                    events_size(s.remaining),
+                    b.attempts + 1,
+                    s.next_attempt,
+                    s.error,
                 )
-            delete_rows(conn, finished)
-            _count(conn, connector, "delivered", events - dead)
-            _count(conn, connector, "retried", retried)
+            tables.delete_batches(conn, finished)
+            tables.count(conn, connector, "delivered", events - dead)
+            tables.count(conn, connector, "retried", retried)
             return events, size
 
         self._gone(*await self.spool.run(job))
@@ -336,7 +311,7 @@ class MemoryQueue:
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         now = time.time()
-        rows: list[tuple[object, ...]] = []
+        rows: list[tables.DeadLetterRow] = []
         for s in settlements:
             rows.extend(dead_letter_rows(self.connector, s.batch, s.dead, now))
             index = self._batches.index(s.batch)
@@ -360,7 +335,7 @@ class MemoryQueue:
             connector = self.connector
 
             def job(conn: sqlite3.Connection) -> None:
-                store_dead_letters(conn, connector, rows)
+                tables.insert_dead_letters(conn, connector, rows)
 
             await self.spool.run(job)
 
@@ -372,7 +347,7 @@ def dead_letter_job(connector: str, dead: Sequence[tuple[Event, str, int | None]
     rows = dead_letter_rows(connector, batch, dead, now)
 
     def job(conn: sqlite3.Connection) -> None:
-        store_dead_letters(conn, connector, rows)
+        tables.insert_dead_letters(conn, connector, rows)
 
     return job
 

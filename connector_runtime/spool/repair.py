@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from connector_runtime.errors import SpoolError
+from connector_runtime.spool import schema, tables
 from connector_runtime.spool.payloads import readable_docs
-from connector_runtime.spool.salvage import ROW_COLUMNS, Read, Tally, save_rows
+from connector_runtime.spool.salvage import Read, Tally, save_rows
 from connector_runtime.spool.segments import segments_dir, take_lock
-from connector_runtime.spool.store import connect
 
 
 @dataclass
@@ -38,7 +38,8 @@ class Damage:
     needed: int
     """The end of the last payload in it."""
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    """The rows whose payload is not all there (:data:`ROW_COLUMNS`)."""
+    """The rows whose payload is not all there (:func:`~connector_runtime.spool.tables.
+    rows_in_segment`)."""
     tallies: dict[str, Tally] = field(default_factory=dict)
     """By connector: rows, events readable (``kept``) and not (``lost``)."""
 
@@ -102,7 +103,7 @@ def render(label: str, damage: list[Damage], repaired: bool) -> list[str]:
     return lines
 
 
-def _inline(payload: bytes) -> tuple[bytes, int | None, int, int]:
+def _inline(payload: bytes) -> tables.Placed:
     return payload, None, 0, 0
 
 
@@ -110,7 +111,7 @@ def _inline(payload: bytes) -> tuple[bytes, int | None, int, int]:
 def _opened(spool_path: Path) -> Iterator[sqlite3.Connection]:
     lock = take_lock(segments_dir(spool_path), "stop the runtime first")
     try:
-        conn = connect(spool_path)
+        conn = schema.connect(spool_path)
         try:
             yield conn
         except sqlite3.Error as exc:
@@ -123,10 +124,7 @@ def _opened(spool_path: Path) -> Iterator[sqlite3.Connection]:
 
 def _scan(conn: sqlite3.Connection, directory: Path) -> list[Damage]:
     found = []
-    for seg, needed in conn.execute(
-        "SELECT seg, max(seg_offset + seg_length) FROM batches WHERE seg IS NOT NULL"
-        " GROUP BY seg ORDER BY seg"
-    ).fetchall():
+    for seg, needed in tables.segment_ends(conn).items():
         path = directory / f"{seg:012d}.seg"
         try:
             size: int | None = path.stat().st_size
@@ -137,11 +135,7 @@ def _scan(conn: sqlite3.Connection, directory: Path) -> list[Damage]:
         if size is not None and size >= needed:
             continue
         d = Damage(path, size, needed)
-        d.rows = conn.execute(
-            f"SELECT {ROW_COLUMNS} FROM batches WHERE seg = ? AND seg_offset + seg_length > ?"
-            " ORDER BY seq",
-            (seg, size or 0),
-        ).fetchall()
+        d.rows = tables.rows_in_segment(conn, seg, past=size or 0)
         with _reader(d) as read:
             for _, connector, _, _, count, _, _, offset, length in d.rows:
                 t = d.tallies.setdefault(connector, Tally())

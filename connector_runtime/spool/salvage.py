@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connector_runtime.errors import SpoolError
+from connector_runtime.spool import tables
 from connector_runtime.spool.payloads import encode_docs, readable_docs
 from connector_runtime.spool.segments import Segments
 
@@ -32,12 +33,9 @@ CHECK_EVERY = 1.0
 """Seconds between looks at every segment file (a deletion that no commit notices: a
 closed segment, or an idle spool)."""
 
-ROW_COLUMNS = "seq, connector, created, attempts, count, bytes, seg, seg_offset, seg_length"
-"""The columns :func:`save_rows` takes, in this order."""
-
 Read = Callable[[int, int, int], bytes]
 """(segment, offset, length) -> what can still be read of those bytes (maybe fewer)."""
-Place = Callable[[bytes], tuple[bytes, int | None, int, int]]
+Place = Callable[[bytes], tables.Placed]
 """A payload -> the row's new ``payload, seg, seg_offset, seg_length``."""
 
 
@@ -62,7 +60,8 @@ def save_rows(
     why: str,
     now: float,
 ) -> dict[str, Tally]:
-    """Inside a transaction: give each row (:data:`ROW_COLUMNS`) what ``read`` still gives
+    """Inside a transaction: give each row (:func:`~connector_runtime.spool.tables.
+    rows_in_segment`) what ``read`` still gives
     of its payload, stored by ``place``; report the events lost. Returns tallies by
     connector."""
     tallies: dict[str, Tally] = {}
@@ -78,28 +77,16 @@ def save_rows(
         kept_bytes = size if docs is None else sum(map(len, docs))
         tally.kept += kept
         if kept:
-            conn.execute(
-                "UPDATE batches SET payload = ?, seg = ?, seg_offset = ?, seg_length = ?,"
-                " count = ?, bytes = ? WHERE seq = ?",
-                (*place(data), kept, kept_bytes, seq),
-            )
+            tables.replace_payload(conn, seq, place(data), kept, kept_bytes)
         else:
-            conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            tables.delete_batches(conn, [seq])
         if kept == count:
             continue
         lost = count - kept
         tally.lost += lost
         tally.lost_bytes += size - kept_bytes
-        conn.execute(
-            "INSERT INTO dead_letters (connector, event_id, created, failed, attempts, status,"
-            " reason, payload) VALUES (?, '', ?, ?, ?, NULL, ?, x'')",
-            (connector, created, now, attempts, f"{lost} event(s) lost: {why}"),
-        )
-        conn.execute(
-            "INSERT INTO counters (connector, dead_lettered) VALUES (?, ?) ON CONFLICT(connector)"
-            " DO UPDATE SET dead_lettered = dead_lettered + excluded.dead_lettered",
-            (connector, lost),
-        )
+        reason = f"{lost} event(s) lost: {why}"
+        tables.report_lost(conn, connector, created, now, attempts, reason, lost)
     return tallies
 
 
@@ -109,10 +96,6 @@ def identity(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_dev, stat.st_ino
-
-
-class Refused(Exception):
-    """An append while the spool cannot keep what it acknowledges (fails that job only)."""
 
 
 class Watch:
@@ -191,9 +174,7 @@ class Watch:
     def _save(self, conn: sqlite3.Connection, number: int, label: str) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = conn.execute(
-                f"SELECT {ROW_COLUMNS} FROM batches WHERE seg = ? ORDER BY seq", (number,)
-            ).fetchall()
+            rows = tables.rows_in_segment(conn, number)
             tallies = save_rows(
                 conn, rows, self.segments.salvage_read, self.place, label, time.time()
             )

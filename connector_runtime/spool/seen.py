@@ -1,6 +1,6 @@
 """The dedupe window in the spool: which event ids each connector already accepted.
 
-Ids live in two *generations*, two tables keyed on (connector, id) with no other index:
+Ids live in two *generations*, two tables keyed on (id, connector) with no other index:
 
 - ``seen_new`` takes every id accepted now;
 - ``seen_old`` holds the previous generation, still looked up, never written.
@@ -27,24 +27,11 @@ from connector_runtime.events import Event
 
 # Keyed on (id, connector), not (connector, id): the id nearly always decides a comparison,
 # so SQLite compares on its first field alone (about a tenth less per insert than with a
-# connector name every key shares up front). Spools from before keep (connector, id) until
-# their tables rotate; every query names its columns and works with either.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen_new (
-    connector TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (id, connector)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen_old (
-    connector TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (id, connector)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen_generation (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    started REAL NOT NULL
-);
-"""
+# connector name every key shares up front).
+_GENERATION = (
+    "CREATE TABLE {} (connector TEXT NOT NULL, id TEXT NOT NULL,"
+    " PRIMARY KEY (id, connector)) WITHOUT ROWID"
+)
 
 _INSERT = (
     "INSERT INTO seen_new (connector, id) SELECT ?1, value FROM json_each(?2)"
@@ -58,20 +45,16 @@ _FEW = 8
 statements."""
 
 
-def create(conn: sqlite3.Connection, now: float | None = None) -> None:
-    """Create the tables, and carry the ids of a spool written by an earlier version (one
-    ``seen`` table with a time index) over into the new generation."""
-    conn.executescript(SCHEMA)
-    stamp = time.time() if now is None else now
-    conn.execute("INSERT OR IGNORE INTO seen_generation (one, started) VALUES (1, ?)", (stamp,))
-    legacy = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'")
-    if legacy.fetchone() is not None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT OR IGNORE INTO seen_new (connector, id) SELECT connector, id FROM seen"
-        )
-        conn.execute("DROP TABLE seen")
-        conn.execute("COMMIT")
+def create(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new spool, inside the caller's transaction (the spool's
+    :func:`~connector_runtime.spool.schema.connect` does, with its own)."""
+    conn.execute(_GENERATION.format("seen_new"))
+    conn.execute(_GENERATION.format("seen_old"))
+    conn.execute(
+        "CREATE TABLE seen_generation (one INTEGER PRIMARY KEY CHECK (one = 1), started REAL"
+        " NOT NULL)"
+    )
+    conn.execute("INSERT INTO seen_generation (one, started) VALUES (1, ?)", (time.time(),))
 
 
 def insert_new(conn: sqlite3.Connection, connector: str, ids: Sequence[str]) -> set[str]:
@@ -154,8 +137,5 @@ def rotate(conn: sqlite3.Connection, now: float) -> None:
     """Forget the old generation and start a new one (inside the caller's transaction)."""
     conn.execute("DROP TABLE seen_old")
     conn.execute("ALTER TABLE seen_new RENAME TO seen_old")
-    conn.execute(
-        "CREATE TABLE seen_new (connector TEXT NOT NULL, id TEXT NOT NULL,"
-        " PRIMARY KEY (id, connector)) WITHOUT ROWID"
-    )
+    conn.execute(_GENERATION.format("seen_new"))
     conn.execute("UPDATE seen_generation SET started = ?", (now,))

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -46,6 +45,7 @@ import time
 from pathlib import Path
 
 from connector_runtime.errors import SpoolError
+from connector_runtime.spool import tables
 
 SEGMENT_BYTES = 32 * 1024 * 1024
 """A segment is closed for writing once it holds this much (a larger payload gets one to
@@ -194,14 +194,7 @@ class Segments:
         if not closed or (not force and now - self._retired_at < RETIRE_EVERY):
             return
         self._retired_at = now
-        used = {
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT seg FROM batches WHERE seg IN (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(closed)),),
-            )
-        }
-        for number in sorted(closed - used):
+        for number in sorted(closed - tables.segments_in_use(conn, closed)):
             self._drop(number)
 
     def close(self) -> None:

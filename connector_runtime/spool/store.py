@@ -6,21 +6,10 @@ dead letters) goes into one transaction, committed with ``synchronous=FULL`` (an
 the WAL per commit). A request is answered 2xx only after the commit holding its events
 returned, so an acknowledged event is on disk whatever happens to the process.
 
-Tables:
-- ``batches``: one row per accepted request (not per event), in arrival order (``seq``),
-  with retry state. Its events' documents, joined with ``,`` after their lengths
-  (:mod:`connector_runtime.spool.payloads`), are in a segment file (small ones in the row)
-  (:mod:`connector_runtime.spool.segments`: ``seg``, ``seg_offset``, ``seg_length``) written and
-  synced before the row's COMMIT; rows written before segments existed, and rows the admin
-  commands put back, hold them in ``payload``. The dispatcher reads them back in order.
-  As a target accepts events, the dispatcher records them (:mod:`connector_runtime.spool.
-  progress`): a row whose events are all delivered is deleted; a row delivered in
-  part keeps in ``done`` a bitmap of its stored events already delivered, and its
-  ``count`` and ``bytes`` are those of the events still to deliver.
-- ``seen_new`` / ``seen_old``: the event ids accepted within the dedupe window, so a
-  redelivery is recognised after a restart too (:mod:`connector_runtime.spool.seen`).
-- ``dead_letters``: events that failed for good, one row each, with status and reason.
-- ``counters``: delivered / retried / dead-lettered totals per connector.
+What the jobs of a commit are, and how their waiters hear back: :mod:`.jobs`. The
+database's tables and format version: :mod:`.schema`; every statement on them:
+:mod:`.tables`. A row's payload lives in the row when it is small, else in a segment file
+(:mod:`.segments`).
 """
 
 from __future__ import annotations
@@ -34,59 +23,22 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from connector_runtime.errors import SpoolError
 from connector_runtime.events import Event, docs_of, ids_of
-from connector_runtime.spool import seen
+from connector_runtime.spool import schema, seen, tables
 from connector_runtime.spool.datadir import WriteHealth, cause_of, open_failure
+from connector_runtime.spool.jobs import JOB_ERRORS, Job, Refused, Unsynced, Waiter, apply, resolve
 from connector_runtime.spool.payloads import encode_docs
-from connector_runtime.spool.salvage import CHECK_EVERY, Refused, Watch
+from connector_runtime.spool.salvage import CHECK_EVERY, Watch
 from connector_runtime.spool.segments import SEGMENT_BYTES, Segments, segments_dir
 
 T = TypeVar("T")
 log = logging.getLogger("connector_runtime")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    connector TEXT NOT NULL,
-    created REAL NOT NULL,
-    count INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    payload BLOB NOT NULL,
-    seg INTEGER,
-    seg_offset INTEGER,
-    seg_length INTEGER,
-    done BLOB
-);
-CREATE INDEX IF NOT EXISTS batches_by_connector ON batches (connector, seq);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    connector TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    failed REAL NOT NULL,
-    attempts INTEGER NOT NULL,
-    status INTEGER,
-    reason TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_by_connector ON dead_letters (connector, id);
-CREATE TABLE IF NOT EXISTS counters (
-    connector TEXT PRIMARY KEY,
-    accepted INTEGER NOT NULL DEFAULT 0,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    retried INTEGER NOT NULL DEFAULT 0,
-    dead_lettered INTEGER NOT NULL DEFAULT 0
-);
-"""
 
 
 class Appended(NamedTuple):
@@ -109,91 +61,9 @@ class Batch:
     events: Sequence[Event]
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    id: int
-    connector: str
-    event_id: str
-    created: float
-    failed: float
-    attempts: int
-    status: int | None
-    reason: str
-    event: Event
-
-
-@dataclass(frozen=True)
-class ConnectorDepth:
-    connector: str
-    events: int
-    bytes: int
-    oldest: float | None
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the spool database with the settings every connection needs."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        # 16 KiB pages for a new spool (an existing one keeps its size): a request's row is
-        # ~100 KiB, and fewer, larger pages mean fewer WAL frames, checksums and writes.
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        # Some SQLite builds zero-fill deleted content; every delivered row would be written
-        # twice more (WAL and checkpoint). Freed pages are reused, not wiped: protect the
-        # data dir itself (docs/security.md).
-        conn.execute("PRAGMA secure_delete=OFF")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise SpoolError(open_failure(path, exc)) from None
-    return conn
-
-
-Job = Callable[[sqlite3.Connection], Any]
-
-PAGE_SIZE = 16384
-
-Waiter = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-"""Who waits for a job: a thread (a concurrent future) or a coroutine (its loop, a future)."""
-
-
-def _resolve(results: Sequence[tuple[Waiter, Any, BaseException | None]]) -> None:
-    """Hand each job's result to its waiter, with one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
-    for waiter, value, failure in results:
-        if isinstance(waiter, tuple):
-            loop, future = waiter
-            by_loop.setdefault(loop, []).append((future, value, failure))
-            continue
-        # A waiter that gave up (cancelled its future) changes nothing: the commit stands.
-        with contextlib.suppress(InvalidStateError):
-            if failure is not None:
-                waiter.set_exception(failure)
-            else:
-                waiter.set_result(value)
-    for loop, items in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-            loop.call_soon_threadsafe(_settle_futures, items)
-
-
-def _settle_futures(items: Sequence[tuple[asyncio.Future[Any], Any, Any]]) -> None:
-    for future, value, failure in items:
-        if future.done():  # cancelled by its waiter
-            continue
-        if failure is not None:
-            future.set_exception(failure)
-        else:
-            future.set_result(value)
-
-
 INLINE_BYTES = 8192
 """Payloads up to this size stay in their row (a request of a few records): they fit in a
 page, and a commit of only such rows needs no segment write and no second fsync."""
-
-_JOB_ERRORS = (sqlite3.IntegrityError, ValueError, Refused)
-"""What a job may raise that fails the job alone (anything else fails the commit)."""
 
 CHECKPOINT_EVERY = 0.25
 """Seconds between background WAL checkpoints."""
@@ -206,23 +76,14 @@ class Spool:
 
     def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.path = path
-        self._conn = connect(path)
+        self._conn = schema.connect(path)
         try:
             self.segments = Segments(segments_dir(path), segment_bytes)
         except SpoolError:
             self._conn.close()
             raise
         try:
-            seen.create(self._conn)
-            _add_segment_columns(self._conn)
-            self.segments.open(
-                dict(
-                    self._conn.execute(
-                        "SELECT seg, max(seg_offset + seg_length) FROM batches"
-                        " WHERE seg IS NOT NULL GROUP BY seg"
-                    ).fetchall()
-                )
-            )
+            self.segments.open(tables.segment_ends(self._conn))
         except (sqlite3.Error, OSError, SpoolError) as exc:
             self._conn.close()
             self.segments.close()
@@ -234,7 +95,7 @@ class Spool:
         # as a backstop if the WAL outgrows WAL_BACKSTOP_PAGES.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         self._watch = Watch(path, self.segments, self.place)
-        self._read = connect(path)
+        self._read = schema.connect(path)
         self._read_lock = threading.Lock()
         self._jobs: queue.SimpleQueue[tuple[Job, Waiter] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
@@ -242,7 +103,7 @@ class Spool:
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop,
-            args=(connect(path),),
+            args=(schema.connect(path),),
             name="spool-checkpoint",
             daemon=True,
         )
@@ -293,19 +154,19 @@ class Spool:
                 break
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]]) -> None:
-        synced = not all(isinstance(job, _Unsynced) for job, _ in jobs)
+        synced = not all(isinstance(job, Unsynced) for job, _ in jobs)
         try:
             if synced != self._synced:
                 conn.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
                 self._synced = synced
             try:
-                results = self._apply(conn, jobs, isolated=False)
-            except _JOB_ERRORS:
+                results = apply(conn, jobs, isolated=False)
+            except JOB_ERRORS:
                 # One job failed: undo them all, then give each a savepoint of its own, so
                 # that only that job fails and the others still commit.
                 self.segments.discard()
                 conn.execute("ROLLBACK")
-                results = self._apply(conn, jobs, isolated=True)
+                results = apply(conn, jobs, isolated=True)
             self.segments.flush()  # the payloads are on disk before a row points to them
             self._watch.check_database()  # and the rows go to the file a restart opens
             conn.execute("COMMIT")
@@ -320,10 +181,10 @@ class Spool:
             else:
                 cause = cause_of(exc)
                 error = SpoolError(f"spool write failed: {cause}", cause)
-            _resolve([(waiter, None, error) for _, waiter in jobs])
+            resolve([(waiter, None, error) for _, waiter in jobs])
             self._tend(conn, force=bool(self.segments.damaged))
             return
-        _resolve(results)
+        resolve(results)
         with contextlib.suppress(sqlite3.Error, OSError):  # tried again after the next commit
             self.segments.retire(conn)
         self._tend(conn)
@@ -344,30 +205,7 @@ class Spool:
         segment file) since the last call."""
         return self._watch.take_lost(connector)
 
-    @staticmethod
-    def _apply(
-        conn: sqlite3.Connection, jobs: list[tuple[Job, Waiter]], isolated: bool
-    ) -> list[tuple[Waiter, Any, BaseException | None]]:
-        """Run the jobs in a new transaction (each in a savepoint when ``isolated``, where a
-        failing job is rolled back alone and gets its error)."""
-        conn.execute("BEGIN IMMEDIATE")
-        results: list[tuple[Waiter, Any, BaseException | None]] = []
-        for job, waiter in jobs:
-            if not isolated:
-                results.append((waiter, job(conn), None))
-                continue
-            conn.execute("SAVEPOINT job")
-            try:
-                results.append((waiter, job(conn), None))
-                conn.execute("RELEASE job")
-            except _JOB_ERRORS as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                why = str(exc) if isinstance(exc, Refused) else f"spool write failed: {exc}"
-                results.append((waiter, None, SpoolError(why)))
-        return results
-
-    def place(self, payload: bytes) -> tuple[bytes, int | None, int, int]:
+    def place(self, payload: bytes) -> tables.Placed:
         """In a job: put a row's payload in the current segment, or in the row itself when
         it is small (:data:`INLINE_BYTES`); returns the values of the row's ``payload, seg,
         seg_offset, seg_length`` columns."""
@@ -380,9 +218,7 @@ class Spool:
         """A row's payload from its ``payload, seg, seg_offset, seg_length`` columns."""
         return stored if seg is None else self.segments.read(seg, offset, length)
 
-    def payloads(
-        self, rows: Sequence[tuple[bytes, int | None, int, int]]
-    ) -> list[bytes | memoryview]:
+    def payloads(self, rows: Sequence[tables.Placed]) -> list[bytes | memoryview]:
         """:meth:`payload` of each row; rows whose payloads lie one after another in a
         segment (as a run of appends does) are read with one read, and handed out as views
         of it."""
@@ -428,7 +264,7 @@ class Spool:
         future: asyncio.Future[Any] = loop.create_future()
         if self._closed:
             raise SpoolError("spool is closed")
-        self._jobs.put((job if synced else _Unsynced(job), (loop, future)))
+        self._jobs.put((job if synced else Unsynced(job), (loop, future)))
         return await future
 
     def readiness(self) -> list[str]:
@@ -489,52 +325,11 @@ class Spool:
             if fresh:
                 docs = docs_of(fresh)
                 size = sum(map(len, docs))
-                conn.execute(
-                    "INSERT INTO batches (connector, created, count, bytes, payload, seg,"
-                    " seg_offset, seg_length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (connector, stamp, len(fresh), size, *self.place(encode_docs(docs))),
-                )
-                _count(conn, connector, "accepted", len(fresh))
+                at = self.place(encode_docs(docs))
+                tables.append_batch(conn, connector, stamp, len(fresh), size, at)
             return Appended(len(fresh), len(events) - len(fresh), size)
 
         return job
-
-
-class _Unsynced:
-    """A job whose commit needs no fsync (:meth:`Spool.run` with ``synced=False``)."""
-
-    __slots__ = ("job",)
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-
-    def __call__(self, conn: sqlite3.Connection) -> Any:
-        return self.job(conn)
-
-
-def _add_segment_columns(conn: sqlite3.Connection) -> None:
-    """Give a spool from before segment files the columns that point into them (and
-    ``done``, which came after them), and the index that finds the segments rows still
-    point into (a few look-ups per check; rows that keep their payload inline are not in
-    it)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
-    for name in ("seg", "seg_offset", "seg_length", "done"):
-        if name not in columns:
-            kind = "BLOB" if name == "done" else "INTEGER"
-            conn.execute(f"ALTER TABLE batches ADD COLUMN {name} {kind}")
-    conn.execute("DROP INDEX IF EXISTS batches_by_segment")
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS batches_in_segments ON batches (seg) WHERE seg IS NOT NULL"
-    )
-
-
-def _count(conn: sqlite3.Connection, connector: str, column: str, n: int) -> None:
-    if n:
-        conn.execute(
-            f"INSERT INTO counters (connector, {column}) VALUES (?, ?)"
-            f" ON CONFLICT(connector) DO UPDATE SET {column} = {column} + excluded.{column}",
-            (connector, n),
-        )
 
 
 def default_data_dir() -> Path:

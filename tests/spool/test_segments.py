@@ -114,7 +114,7 @@ def test_rows_survive_a_restart_and_stray_segments_are_dropped(tmp_path: Path, c
 
 
 def test_rows_with_the_payload_in_the_database_still_read(tmp_path: Path, cr_loop):
-    """Spools from before segment files, and rows `dlq redrive` puts back."""
+    """Rows `dlq redrive` puts back."""
     path = tmp_path / "spool.db"
     Spool(path).close()
     conn = sqlite3.connect(path)
@@ -128,27 +128,6 @@ def test_rows_with_the_payload_in_the_database_still_read(tmp_path: Path, cr_loo
     append(spool, "new", n=2)
     expected = ["old0", "old1", "old2", "new0", "new1"]
     assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == expected
-    spool.close()
-
-
-def test_a_spool_from_before_segments_gets_the_columns(tmp_path: Path, cr_loop):
-    path = tmp_path / "spool.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, connector TEXT NOT NULL,"
-        " created REAL NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, attempts"
-        " INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT,"
-        " payload BLOB NOT NULL)"
-    )
-    conn.execute(
-        "INSERT INTO batches (connector, created, count, bytes, payload) VALUES ('c', 0, 1, 0, ?)",
-        (encode_events(events("legacy", 1)),),
-    )
-    conn.commit()
-    conn.close()
-    spool = Spool(path)
-    append(spool, "new", n=1)
-    assert ids(cr_loop.run(SpoolQueue(spool, "c").head(100))) == ["legacy0", "new0"]
     spool.close()
 
 

@@ -75,24 +75,6 @@ def test_a_generation_rotates_when_it_is_as_old_as_the_window_or_holds_max_entri
     assert not seen.due(start, 10**9, window=3600, max_entries=0, now=start + 1)
 
 
-def test_a_spool_from_an_earlier_version_keeps_its_remembered_ids(tmp_path: Path):
-    path = tmp_path / "spool.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(
-        "CREATE TABLE seen (connector TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,"
-        " PRIMARY KEY (connector, id)) WITHOUT ROWID;"
-        "INSERT INTO seen VALUES ('c', 'a1', 1), ('c', 'a2', 1), ('other', 'a3', 1);"
-    )
-    conn.close()
-    spool = Spool(path)
-    done = spool.submit(spool.append_job("c", events("a", 4), True)).result(5)
-    assert (done.stored, done.duplicates) == (2, 2)  # a1 and a2 were seen; a0, a3 were not
-    assert spool.read(
-        lambda c: c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'seen'").fetchone()
-    ) == (0,)
-    spool.close()
-
-
 def test_ids_repeated_within_one_append_are_stored_once(tmp_path: Path):
     spool = Spool(tmp_path / "spool.db")
     batch = events("x", 3) + events("x", 2)
@@ -138,31 +120,4 @@ def test_appends_in_one_commit_see_each_others_ids(tmp_path: Path):
     assert spool.read(seen.count_new) == 25
     stored = spool.read(lambda c: [r[0] for r in c.execute("SELECT count FROM batches")])
     assert stored == [10, 5, 10]
-    spool.close()
-
-
-def test_seen_tables_keyed_the_old_way_keep_working_and_rotate_into_the_new_key(
-    tmp_path: Path,
-):
-    path = tmp_path / "spool.db"
-    conn = sqlite3.connect(path)
-    for table in ("seen_new", "seen_old"):
-        conn.execute(
-            f"CREATE TABLE {table} (connector TEXT NOT NULL, id TEXT NOT NULL,"
-            " PRIMARY KEY (connector, id)) WITHOUT ROWID"
-        )
-    conn.execute("INSERT INTO seen_new VALUES ('c', 'a1'), ('c', 'a2')")
-    conn.commit()
-    conn.close()
-    spool = Spool(path)
-    done = spool.submit(spool.append_job("c", events("a", 4), True)).result(5)
-    assert (done.stored, done.duplicates) == (2, 2)
-    spool.submit(lambda c: seen.rotate(c, time.time())).result(5)
-    done = spool.submit(spool.append_job("c", events("a", 6), True)).result(5)
-    assert (done.stored, done.duplicates) == (2, 4)  # a0-a3 found in the old generation
-
-    def layout(c: sqlite3.Connection) -> str:
-        return str(c.execute("SELECT sql FROM sqlite_master WHERE name = 'seen_new'").fetchone())
-
-    assert "PRIMARY KEY (id, connector)" in spool.read(layout)
     spool.close()
