@@ -1,0 +1,258 @@
+"""The field operations of ``spec.transforms``, compiled once from their configuration.
+
+Each operation is an object with ``paths`` (compiled :class:`~.paths.Path`) and a method
+``apply(record) -> bool`` that changes the :class:`~.record.Record` in place and answers
+whether it changed anything. A path that reaches nothing (missing, ``null``) is skipped.
+An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value raises
+:class:`TransformError`: the event is then filtered out and counted, never passed on with
+the value in it.
+
+:func:`compile_transforms` checks a whole list (the JSON Schema has checked its shape) and
+raises :class:`TransformConfigError` with the JSON pointer of the first bad entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+from connector_runtime.events import Event, is_extension_name
+from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
+from connector_runtime.transforms.record import Record, TransformError
+
+MIN_KEY_BYTES: Final = 16
+OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set")
+
+
+class TransformConfigError(ValueError):
+    """A ``spec.transforms`` entry that cannot be compiled: ``path`` is a JSON pointer."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+Note = Callable[[str], None]
+"""Called with a one-line reason for a counted problem that does not drop the event."""
+
+
+def scalar_text(op: str, path: Path, value: Any) -> str:
+    """A value as the text ``hash`` and ``mask`` work on (a number or boolean: its JSON)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value) if isinstance(value, int) else orjson.dumps(value).decode()
+    kind = "an object" if isinstance(value, dict) else "a list"
+    raise TransformError(f"{op} {path.text}: found {kind}, not a value")
+
+
+class _PerValue:
+    """An operation that replaces each value its paths reach."""
+
+    name = ""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = tuple(paths)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        changed = False
+        for path in self.paths:
+            for holder, key in record.places(path):
+                new = self.convert(path, holder[key], note)
+                if new is not holder[key]:
+                    record.put(path, holder, key, new)
+                    changed = True
+        return changed
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        raise NotImplementedError
+
+
+class Hash(_PerValue):
+    name = "hash"
+
+    def __init__(self, paths: Sequence[Path], key: bytes) -> None:
+        super().__init__(paths)
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __repr__(self) -> str:  # never the key
+        return f"Hash({[p.text for p in self.paths]})"
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        mac = self._mac.copy()
+        mac.update(scalar_text("hash", path, value).encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()
+
+
+class Mask(_PerValue):
+    name = "mask"
+
+    def __init__(self, paths: Sequence[Path], keep_start: int, keep_end: int) -> None:
+        super().__init__(paths)
+        self.keep_start, self.keep_end = keep_start, keep_end
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        text = scalar_text("mask", path, value)
+        n, start, end = len(text), self.keep_start, self.keep_end
+        if n <= start + end:
+            return "*" * n
+        return text[:start] + "*" * (n - start - end) + text[n - end :]
+
+
+class IpPrefix(_PerValue):
+    name = "ipPrefix"
+
+    def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
+        super().__init__(paths)
+        self.v4, self.v6 = v4, v6
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if isinstance(value, dict | list):
+            scalar_text("ipPrefix", path, value)  # raises
+        try:
+            address = ipaddress.ip_address(value.split("%", 1)[0])
+        except (ValueError, AttributeError):
+            note(f"ipPrefix {path.text}: not an IP address, replaced by null")
+            return None
+        bits = self.v4 if address.version == 4 else self.v6
+        network = ipaddress.ip_network((address, bits), strict=False)
+        return network.network_address.compressed
+
+
+class Truncate(_PerValue):
+    name = "truncate"
+
+    def __init__(self, paths: Sequence[Path], max_bytes: int) -> None:
+        super().__init__(paths)
+        self.max_bytes = max_bytes
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        limit = self.max_bytes
+        if isinstance(value, str):
+            if len(value) * 4 <= limit:  # cannot be longer in UTF-8
+                return value
+            raw = value.encode("utf-8", "surrogatepass")
+        elif isinstance(value, dict | list):
+            raw = orjson.dumps(value)  # an object or list too long becomes its cut JSON text
+        else:
+            return value
+        if len(raw) <= limit:
+            return value
+        return raw[:limit].decode("utf-8", "ignore")
+
+
+class Drop:
+    name = "drop"
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = tuple(paths)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        changed = False
+        for path in self.paths:
+            found = list(record.places(path))
+            # list items go last to first, so earlier indexes stay right
+            for holder, key in reversed(found):
+                record.remove(path, holder, key)
+                changed = True
+        return changed
+
+
+class SetAttributes:
+    name = "set"
+    paths: tuple[Path, ...] = ()
+
+    def __init__(self, attributes: Mapping[str, str | int | bool]) -> None:
+        self.attributes = dict(attributes)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        record.attributes.update(self.attributes)
+        record.attributes_changed = True
+        return True
+
+
+Operation = Hash | Mask | IpPrefix | Truncate | Drop | SetAttributes
+
+
+def compile_transforms(
+    entries: Sequence[Mapping[str, Any]], base_path: str = "/spec/transforms"
+) -> list[Operation]:
+    """Compile a ``spec.transforms`` list (already checked against its JSON Schema)."""
+    return [_compile(entry, f"{base_path}/{i}") for i, entry in enumerate(entries)]
+
+
+def _compile(entry: Mapping[str, Any], at: str) -> Operation:
+    if len(entry) != 1 or next(iter(entry)) not in OPERATIONS:
+        raise TransformConfigError(at, f"one of {', '.join(OPERATIONS)} expected")
+    name, config = next(iter(entry.items()))
+    at = f"{at}/{name}"
+    if name == "set":
+        for attr in config["attributes"]:
+            if not is_extension_name(attr) or attr in FIXED_ATTRIBUTES:
+                raise TransformConfigError(
+                    f"{at}/attributes", f"{attr!r} cannot be set (not an attribute name, or fixed)"
+                )
+        return SetAttributes(config["attributes"])
+    paths = []
+    for i, text in enumerate(config["paths"]):
+        try:
+            path = parse_path(text)
+        except PathError as exc:
+            raise TransformConfigError(f"{at}/paths/{i}", str(exc)) from None
+        if name in ("drop", "ipPrefix") and path.root == "type":
+            raise TransformConfigError(f"{at}/paths/{i}", "the 'type' attribute cannot be removed")
+        paths.append(path)
+    if name == "hash":
+        key = str(config.get("key", "")).encode("utf-8")
+        if len(key) < MIN_KEY_BYTES:
+            raise TransformConfigError(
+                f"{at}/key", f"the key must have {MIN_KEY_BYTES} bytes or more"
+            )
+        return Hash(paths, key)
+    if name == "mask":
+        return Mask(paths, config.get("keepStart", 0), config.get("keepEnd", 0))
+    if name == "ipPrefix":
+        return IpPrefix(paths, config.get("v4", 24), config.get("v6", 48))
+    if name == "truncate":
+        return Truncate(paths, config["maxBytes"])
+    return Drop(paths)
+
+
+def transform_secrets(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The ``hash`` keys of a transforms list (values to redact)."""
+    return frozenset(
+        str(e["hash"]["key"])
+        for e in entries
+        if isinstance(e.get("hash"), Mapping) and "key" in e["hash"]
+    )
+
+
+def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Event], Event]:
+    """The ``(event) -> event`` that applies ``operations`` in order: the data decoded at
+    most once, the result encoded at most once, an untouched event handed back as it is."""
+    ops = tuple(operations)
+
+    def transform(event: Event) -> Event:
+        record = Record(event)
+        for op in ops:
+            op.apply(record, note)
+        return record.finish()
+
+    return transform
+
+
+def build_transform(
+    entries: Sequence[Mapping[str, Any]], on_error: Note, base_path: str = "/spec/transforms"
+) -> Callable[[Event], Event]:
+    """A plugin's way to the built-in operations: ``entries`` in the ``spec.transforms``
+    form, compiled into the ``(event) -> event`` an ``event_transform`` hook returns. Raises
+    :class:`TransformConfigError` (JSON pointer under ``base_path``) for a bad entry."""
+    return make_transform(compile_transforms(entries, base_path), on_error)
