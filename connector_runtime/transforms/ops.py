@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -26,7 +27,12 @@ from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError
 from connector_runtime.transforms.record import Record, TransformError
 
 MIN_KEY_BYTES: Final = 16
-OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set")
+OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
+EMAIL: Final = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+"""An e-mail address inside text (a dot in the domain; enough for log text)."""
 
 
 class TransformConfigError(ValueError):
@@ -90,6 +96,42 @@ class Hash(_PerValue):
         mac = self._mac.copy()
         mac.update(scalar_text("hash", path, value).encode("utf-8", "surrogatepass"))
         return mac.hexdigest()
+
+
+class Emails(_PerValue):
+    """Every e-mail address inside the strings at or under the paths (through objects and
+    lists) is replaced by its HMAC-SHA256 hex with ``key`` (as ``hash`` would write it, so
+    joins still work), or by ``<email>`` without a key."""
+
+    name = "emails"
+
+    def __init__(self, paths: Sequence[Path], key: bytes | None) -> None:
+        super().__init__(paths)
+        self._mac = None if key is None else hmac.new(key, digestmod=hashlib.sha256)
+
+    def __repr__(self) -> str:  # never the key
+        return f"Emails({[p.text for p in self.paths]})"
+
+    def _replace(self, found: re.Match[str]) -> str:
+        if self._mac is None:
+            return "<email>"
+        mac = self._mac.copy()
+        mac.update(found.group().encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if isinstance(value, str):
+            if "@" not in value:
+                return value
+            new = EMAIL.sub(self._replace, value)
+            return value if new == value else new
+        if isinstance(value, dict):
+            out = {k: self.convert(path, v, note) for k, v in value.items()}
+            return value if all(out[k] is value[k] for k in value) else out
+        if isinstance(value, list):
+            items = [self.convert(path, v, note) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return value
 
 
 class Mask(_PerValue):
@@ -179,7 +221,7 @@ class SetAttributes:
         return True
 
 
-Operation = Hash | Mask | IpPrefix | Truncate | Drop | SetAttributes
+Operation = Hash | Emails | Mask | IpPrefix | Truncate | Drop | SetAttributes
 
 
 def compile_transforms(
@@ -210,19 +252,21 @@ def _compile(entry: Mapping[str, Any], at: str) -> Operation:
         if name in ("drop", "ipPrefix") and path.root == "type":
             raise TransformConfigError(f"{at}/paths/{i}", "the 'type' attribute cannot be removed")
         paths.append(path)
-    if name == "hash":
+    if name in ("hash", "emails") and (name == "hash" or "key" in config):
         key = str(config.get("key", "")).encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
-            raise TransformConfigError(
-                f"{at}/key", f"the key must have {MIN_KEY_BYTES} bytes or more"
-            )
-        return Hash(paths, key)
+            message = f"the key must have {MIN_KEY_BYTES} bytes or more"
+            raise TransformConfigError(f"{at}/key", message)
+        return Hash(paths, key) if name == "hash" else Emails(paths, key)
+    if name == "emails":
+        return Emails(paths, None)
     if name == "mask":
         return Mask(paths, config.get("keepStart", 0), config.get("keepEnd", 0))
     if name == "ipPrefix":
         return IpPrefix(paths, config.get("v4", 24), config.get("v6", 48))
     if name == "truncate":
         return Truncate(paths, config["maxBytes"])
+    assert name == "drop", name
     return Drop(paths)
 
 

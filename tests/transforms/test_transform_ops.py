@@ -200,3 +200,18 @@ def test_config_errors_name_the_entry():
         assert "short" not in caught.value.message
     assert transform_secrets([{"hash": {"paths": ["a"], "key": KEY}}, {"drop": {}}]) == {KEY}
     assert KEY not in repr(compile_transforms([{"hash": {"paths": ["data.a"], "key": KEY}}]))
+
+
+def test_emails_inside_text_objects_and_lists():
+    ev = event(
+        {"d": "To: neo@test.com, cc a.b+c@mail.example.org.", "x": {"l": ["dev@test.com", 1]}}
+    )
+    out = run([{"emails": {"paths": ["data.d", "data.x"], "key": KEY}}], ev)
+    assert data_of(out) == {
+        "d": f"To: {mac('neo@test.com')}, cc {mac('a.b+c@mail.example.org')}.",
+        "x": {"l": [mac("dev@test.com"), 1]},
+    }
+    out = run([{"emails": {"paths": ["data"]}}], ev)
+    assert data_of(out)["d"] == "To: <email>, cc <email>."
+    untouched = event({"d": "no address @ all"})
+    assert run([{"emails": {"paths": ["data"]}}], untouched) is untouched
