@@ -20,12 +20,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import msgspec
 import orjson
 
 from connector_runtime.events import Event, is_extension_name
 from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
 from connector_runtime.transforms.record import Record, TransformError
 
+_encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
 MIN_KEY_BYTES: Final = 16
 OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
 EMAIL: Final = re.compile(
@@ -183,7 +185,7 @@ class Truncate(_PerValue):
                 return value
             raw = value.encode("utf-8", "surrogatepass")
         elif isinstance(value, dict | list):
-            raw = orjson.dumps(value)  # an object or list too long becomes its cut JSON text
+            raw = _encode(value)  # an object or list too long becomes its cut JSON text
         else:
             return value
         if len(raw) <= limit:

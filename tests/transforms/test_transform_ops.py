@@ -215,3 +215,10 @@ def test_emails_inside_text_objects_and_lists():
     assert data_of(out)["d"] == "To: <email>, cc <email>."
     untouched = event({"d": "no address @ all"})
     assert run([{"emails": {"paths": ["data"]}}], untouched) is untouched
+
+
+def test_truncate_of_an_object_with_an_integer_past_64_bits():
+    # found by tests/fuzz/test_fuzz_transforms.py
+    ev = event({"a": {"a": -9223372036854775809}})
+    out = run([{"truncate": {"paths": ["data"], "maxBytes": 12}}], ev)
+    assert data_of(out) == '{"a":{"a":-9'
