@@ -43,6 +43,9 @@ class Path:
     root: str
     """``data`` or an attribute name."""
     steps: tuple[Step, ...]
+    needles: tuple[bytes, ...] = ()
+    """The JSON text of each member name after the first step: a member of the data whose
+    text (without escapes) lacks one of them cannot hold the place (it is not decoded)."""
 
     @property
     def is_data(self) -> bool:
@@ -78,7 +81,12 @@ def parse_path(text: str) -> Path:
             raise PathError(f"path {text!r}: {root!r} is not a CloudEvents attribute name")
         if root in FIXED_ATTRIBUTES:
             raise PathError(f"path {text!r}: the {root!r} attribute cannot be transformed")
-    return Path(text, root, tuple(steps))
+    needles = tuple(
+        json.dumps(step, ensure_ascii=False).encode("utf-8")
+        for step in steps[1:]
+        if isinstance(step, str)
+    )
+    return Path(text, root, tuple(steps), needles)
 
 
 Place = tuple[Any, str | int]

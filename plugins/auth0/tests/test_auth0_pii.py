@@ -1,5 +1,5 @@
 """The ``pii`` presets of the auth0 source (issue 18); the tests over the real samples, in
-a real process, are in the runtime's tests/transforms/test_auth0_pii.py."""
+a real process, are in the runtime's tests/transforms/test_pii_samples.py."""
 
 from __future__ import annotations
 
