@@ -11,6 +11,7 @@ at the end.
     python bench/ab.py --b MALLOC_ARENA_MAX=2            # A: as is; B: with that variable
     python bench/ab.py --a X=1 --b X=2 --pairs 5
     python bench/ab.py --b-tree ../exp                   # B: the code of another worktree
+    python bench/ab.py --b-pii strict                    # B: the auth0 pii preset on
 
 Linux only (``taskset``, ``/proc``). The environment is how to switch a variant on without
 editing code: a ``MALLOC_*`` variable, ``PYTHON*`` settings, or a variable the code under
@@ -29,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -60,8 +63,15 @@ def run_once(
     port: int = 9202,
     runtime: str = RUNTIME,
     batch: int = 100,
+    pii: str | None = None,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data:
+        manifest = HERE / "manifest.yaml"
+        if pii:  # the same manifest, with the auth0 source's pii preset
+            docs = list(yaml.safe_load_all(manifest.read_text()))
+            docs[0]["spec"]["source"]["config"]["pii"] = {"preset": pii, "key": "k" * 32}
+            manifest = Path(data) / "manifest.yaml"
+            manifest.write_text(yaml.safe_dump_all(docs))
         target = subprocess.Popen(
             [
                 *("taskset", "-c", "1", PYTHON, str(HERE / "target.py")),
@@ -78,8 +88,8 @@ def run_once(
         }
         sut = subprocess.Popen(
             [
-                *("taskset", "-c", "0", runtime, "run", str(HERE / "manifest.yaml")),
-                *("--port", str(port), "--data-dir", data),
+                *("taskset", "-c", "0", runtime, "run", str(manifest)),
+                *("--port", str(port), "--data-dir", str(Path(data) / "data")),
             ],
             env=sut_env,
             stdout=subprocess.DEVNULL,
@@ -127,6 +137,7 @@ def main() -> int:
         help="B runs DIR/.venv/bin/connector-runtime (a worktree with its own venv), so two"
         " versions of the code can be compared",
     )
+    p.add_argument("--b-pii", metavar="PRESET", help="B runs with the auth0 pii preset PRESET")
     p.add_argument("--pairs", type=int, default=4)
     p.add_argument("--batch", type=int, default=100, help="records per request")
     p.add_argument("--duration", type=float, default=5.0)
@@ -138,7 +149,8 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     for n in range(args.pairs):
         for side, env in sides.items():
-            got = run_once(env, args.duration, runtime=runtimes[side], batch=args.batch)
+            pii = args.b_pii if side == "B" else None
+            got = run_once(env, args.duration, runtime=runtimes[side], batch=args.batch, pii=pii)
             results[side].append(got)
             print(
                 f"pair {n + 1} {side}: {got['cpu_us_per_record']:6.2f} us CPU/record,"
@@ -150,6 +162,8 @@ def main() -> int:
         cpu = statistics.median(r["cpu_us_per_record"] for r in runs)
         faults = statistics.median(r["faults_per_record"] for r in runs)
         label = sides[side] or ("(as is)" if runtimes[side] == RUNTIME else runtimes[side])
+        if side == "B" and args.b_pii:
+            label = f"pii preset {args.b_pii}"
         print(f"{side} {label}: median {cpu:.2f} us CPU/record, {faults:.3f} faults/record")
     return 0
 

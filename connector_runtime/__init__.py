@@ -2,8 +2,8 @@
 
 The public surface for plugin authors: the hook marker, the records a plugin registers,
 the event model and its checks, the base webhook handler and its helpers, the manifest's
-model and loading, the plugin registry, and the errors. Plugins, the scaffold's templates
-and the docs import from here (and from ``connector_runtime.testing`` and
+model and loading, the plugin registry, the transform operations, and the errors. Plugins,
+the scaffold's templates and the docs import from here (and from ``connector_runtime.testing`` and
 ``connector_runtime.conformance``) only; every other module is internal and may move.
 """
 
@@ -34,6 +34,7 @@ from connector_runtime.hookspecs import hookimpl
 from connector_runtime.plugins import build_registry
 from connector_runtime.records import (
     EventPredicate,
+    EventTransform,
     Outcome,
     Route,
     SendResult,
@@ -50,6 +51,8 @@ from connector_runtime.sources.handler import (
     is_json_like,
     media_type,
 )
+from connector_runtime.transforms.ops import TransformConfigError, build_transform
+from connector_runtime.transforms.record import TransformError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -60,6 +63,7 @@ __all__ = [
     "DeliveryError",
     "Event",
     "EventPredicate",
+    "EventTransform",
     "ManifestError",
     "Outcome",
     "PluginError",
@@ -73,10 +77,13 @@ __all__ = [
     "Target",
     "TargetContext",
     "TargetType",
+    "TransformConfigError",
+    "TransformError",
     "Unavailable",
     "__version__",
     "bracketed",
     "build_registry",
+    "build_transform",
     "hookimpl",
     "is_extension_name",
     "is_json_content_type",

@@ -27,7 +27,9 @@ The checks:
   each one valid per the ``cloudevents`` SDK, in binary, structured and batch mode;
 - event ids are stable: the same body posted again is all duplicates (also after a restart
   on the same data dir), and a fresh runtime gives the same ids;
-- the source's ``event_filter`` is honoured: with ``filter_config`` every event is filtered.
+- the source's ``event_filter`` is honoured: with ``filter_config`` every event is filtered;
+- the source's events take ``spec.transforms``: with an attribute set, every event arrives
+  with it, valid, with the same ids as without.
 
 The fixtures used (``cr_loop``, ``recording_target``, ``runtime_factory``) come from the kit,
 :mod:`connector_runtime.testing`, which pytest loads when connector-runtime is installed.
@@ -143,6 +145,7 @@ class SourceConformance:
         config: Mapping[str, Any] | None = None,
         mode: str = "binary",
         ack: str = "delivered",
+        transforms: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         return connector_doc(
             CONNECTOR,
@@ -150,6 +153,7 @@ class SourceConformance:
             self.config if config is None else config,
             {"type": "http", "config": {"url": target_url, "mode": mode}},
             delivery={"ack": ack},
+            transforms=transforms,
         )
 
     def send(self, running: RunningRuntime, body: bytes, headers: Mapping[str, str]) -> Response:
@@ -325,3 +329,33 @@ class SourceConformance:
         assert response.status == 200, response.body
         assert response.json() == {"accepted": 0, "filtered": count, "duplicates": 0}
         assert recording_target.events == []
+
+    def test_events_take_transforms(
+        self,
+        runtime_factory: Callable[..., RunningRuntime],
+        recording_target: RecordingTarget,
+        tmp_path: Path,
+    ) -> None:
+        count = self.expected_events()
+        body, headers, _ = self.valid_body()
+        plain = runtime_factory(
+            [self.document(recording_target.url, mode="structured")],
+            registry=self.registry(),
+            data_dir=tmp_path / "plain",
+        )
+        assert self.send(plain, body, headers).status == 200
+        ids = sorted(recording_target.ids)
+        recording_target.events.clear()
+        transforms = [{"set": {"attributes": {"crconformance": "transformed"}}}]
+        running = runtime_factory(
+            [self.document(recording_target.url, mode="structured", transforms=transforms)],
+            registry=self.registry(),
+            data_dir=tmp_path / "transformed",
+        )
+        response = self.send(running, body, headers)
+        assert response.status == 200, response.body
+        assert response.json() == {"accepted": count, "filtered": 0, "duplicates": 0}
+        assert sorted(recording_target.ids) == ids, "a transform changed the events' ids"
+        assert all(
+            e.attributes.get("crconformance") == "transformed" for e in recording_target.events
+        ), "an event arrived without the attribute spec.transforms set"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pluggy
 
 from connector_runtime.config.model import ConnectorSpec
-from connector_runtime.records import EventPredicate, SourceType, TargetType
+from connector_runtime.records import EventPredicate, EventTransform, SourceType, TargetType
 
 PROJECT = "connector_runtime"
 
@@ -69,4 +69,26 @@ def event_filter(
     :return: a predicate ``(event) -> bool`` run on every event of this connector, or
         ``None`` to take no part. An event is passed on only when every returned predicate
         answers True. Predicates must be pure and fast: they run on the request path.
+    """
+
+
+@hookspec
+def event_transform(
+    connector: ConnectorSpec, on_error: Callable[[str], None]
+) -> EventTransform | None:
+    """Take part in changing a connector's events before they are stored or delivered.
+
+    Called once per connector when the runtime starts (never per event), after the manifest
+    has been validated and after ``event_filter``. The returned functions run on every event
+    the filters passed, before dedupe and the ack policy, in the order the plugins were
+    registered (the runtime's own ``spec.transforms`` first).
+
+    :param connector: the connector's validated spec.
+    :param on_error: call it with a one-line reason for a problem worth counting that does
+        not stop the event (e.g. a value replaced by null); the runtime counts it in metrics.
+    :return: a function ``(event) -> event`` or ``None`` to take no part. It may return the
+        same event or a new one, with other ``data`` or attributes, but never another ``id``
+        or ``source`` (the dedupe key): the runtime then filters the event out and counts a
+        transform error, as it does when the function raises. Return the event itself when
+        nothing changed, so its encoding is kept.
     """

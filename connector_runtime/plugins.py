@@ -18,13 +18,14 @@ import pluggy
 from connector_runtime import hookspecs
 from connector_runtime._version import __version__
 from connector_runtime.config.model import ConnectorSpec
-from connector_runtime.records import EventPredicate, SourceType, TargetType
+from connector_runtime.records import EventPredicate, EventTransform, SourceType, TargetType
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "connector_runtime.targets.http.target",
     "connector_runtime.targets.stream",
     "connector_runtime.nats.target",
     "connector_runtime.filters.builtin",
+    "connector_runtime.transforms.builtin",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 RUNTIME_DISTRIBUTION = "connector-runtime"
@@ -74,6 +75,18 @@ class Registry:
     ) -> list[EventPredicate]:
         """Every predicate the plugins return for this connector (see ``event_filter``)."""
         return [p for _, p in self.named_event_filters(connector, on_error)]
+
+    def named_event_transforms(
+        self, connector: ConnectorSpec, on_error: Callable[[str], None] = lambda reason: None
+    ) -> list[tuple[str, EventTransform]]:
+        """Every transform the plugins return for this connector (see ``event_transform``),
+        with the name of its plugin, in registration order."""
+        found: list[tuple[str, EventTransform]] = []
+        for impl in self.plugin_manager.hook.event_transform.get_hookimpls():
+            transform = _call(impl, connector=connector, on_error=on_error)
+            if transform is not None:
+                found.append((impl.plugin_name, transform))
+        return found
 
 
 def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:

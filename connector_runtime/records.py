@@ -158,3 +158,6 @@ class TargetType:
 
 EventPredicate = Callable[[Event], bool]
 """Decides whether an event is passed on (True) or filtered out (False)."""
+EventTransform = Callable[[Event], Event]
+"""What an ``event_transform`` hook returns: the event, changed or not (never its ``id`` or
+``source``); raising filters the event out."""

@@ -32,6 +32,7 @@ from connector_runtime.spool import seen
 from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.spool.store import Spool, default_data_dir
 from connector_runtime.spool.tables import count_dead_letters
+from connector_runtime.transforms.chain import chain_transforms
 
 log = logging.getLogger("connector_runtime")
 
@@ -203,10 +204,18 @@ class Runtime:
             clog.debug("filter error: %s", reason)
 
         predicate = combine(self.registry.event_filters(spec, filter_failed))
+
+        def transform_failed(reason: str) -> None:
+            stats.transform_errors += 1
+            clog.debug("transform error: %s", reason)
+
+        transform = chain_transforms(
+            self.registry.named_event_transforms(spec, transform_failed), transform_failed
+        )
         needs = Needs(spec, target, spool, stats, clog)
         factory = nats_spooled if spec.delivery.spool == "nats" else FACTORIES[spec.delivery.ack]
         parts = await factory(needs)
-        pipeline = Pipeline(spec.name, predicate, parts.dedupe, parts.handoff, stats)
+        pipeline = Pipeline(spec.name, predicate, parts.dedupe, parts.handoff, stats, transform)
         source_type = self.registry.source_types[spec.source.type]
         ctx = SourceContext(
             connector=spec.name,

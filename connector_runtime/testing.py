@@ -292,8 +292,9 @@ def connector_doc(
     target: Mapping[str, Any],
     delivery: Mapping[str, Any] | None = None,
     filters: Sequence[Mapping[str, Any]] | None = None,
+    transforms: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A ``kind: Connector`` document."""
+    """A ``kind: Connector`` document (``transforms`` is ``spec.transforms``)."""
     spec: dict[str, Any] = {
         "source": {"type": source_type, "config": dict(source_config)},
         "target": dict(target),
@@ -302,6 +303,8 @@ def connector_doc(
         spec["delivery"] = dict(delivery)
     if filters:
         spec["filters"] = list(filters)
+    if transforms:
+        spec["transforms"] = list(transforms)
     return {
         "apiVersion": "connector-runtime/v1",
         "kind": "Connector",

@@ -221,3 +221,85 @@ def test_event_filter(
     assert recording_target.ids == ["fine"]
     stats = runtime.runtime.connectors[0].stats
     assert stats.filter_errors == 1
+
+
+TRANSFORM_PLUGIN = """
+from connector_runtime import Event, hookimpl
+
+@hookimpl
+def event_transform(connector, on_error):
+    if connector.source.type != "ping":
+        return None
+
+    def tag(event):
+        if event.id == "boom":
+            raise ValueError("cannot tag this one")
+        if event.id == "none":
+            return None
+        attributes = dict(event.peek())
+        attributes["tagged"] = attributes.get("stage", "plugin-only")
+        if event.id == "evil":
+            attributes["id"] = "other"
+        if event.id == "noted":
+            on_error("noted a problem, kept the event")
+        return Event(attributes, event.data)
+
+    return tag
+
+@hookimpl(specname="event_transform")
+def in_place(connector):
+    if connector.name != "careful":
+        return None
+
+    def rewrite(event):
+        if event.id == "sneaky":
+            event.attributes["source"] = "/elsewhere"  # changes the event in place
+        return event
+
+    return rewrite
+"""
+
+
+def test_event_transform(
+    throwaway_plugin: Install,
+    runtime_factory: Callable[..., RunningRuntime],
+    recording_target: RecordingTarget,
+):
+    throwaway_plugin("cr_hook_ping", SOURCE_PLUGIN)
+    throwaway_plugin("cr_hook_transform", TRANSFORM_PLUGIN)
+    registry = build_registry()
+    pm = registry.plugin_manager
+    arguments = {"connector": spec("careful"), "on_error": print}
+    call = {k: v for k, v in arguments.items() if k in pm.hook.event_transform.spec.argnames}
+
+    # called with keyword arguments; each implementation takes the subset it declares
+    assert len([t for t in pm.hook.event_transform(**call) if t is not None]) == 2
+    assert [n for n, _ in registry.named_event_transforms(spec("careful"))] == [
+        "cr_hook_transform",
+        "cr_hook_transform",
+    ]
+    assert registry.named_event_transforms(spec("other", source_type="auth0")) == []
+
+    # through a real server: spec.transforms runs first, then the plugin's; after the filter
+    target = {"type": "http", "config": {"url": recording_target.url}}
+    doc = connector_doc(
+        "careful",
+        "ping",
+        {},
+        target,
+        delivery={"ack": "delivered"},
+        transforms=[{"set": {"attributes": {"stage": "builtin-first"}}}],
+    )
+    runtime = runtime_factory([doc], registry=registry)
+    url = runtime.connector_url("careful")
+    assert post(url, "fine").json() == {"accepted": 1, "filtered": 0, "duplicates": 0}
+    assert post(url, "noted").json() == {"accepted": 1, "filtered": 0, "duplicates": 0}
+    # never another id or source, never a crash: the event is filtered out and counted
+    for refused in ("evil", "sneaky", "boom", "none"):
+        assert post(url, refused).json() == {"accepted": 0, "filtered": 1, "duplicates": 0}
+    assert recording_target.ids == ["fine", "noted"]
+    assert recording_target.events[0].attributes["tagged"] == "builtin-first"
+    assert recording_target.events[0].attributes["source"] == "/ping"
+    stats = runtime.runtime.connectors[0].stats
+    assert stats.transform_errors == 5
+    assert stats.filtered == 4

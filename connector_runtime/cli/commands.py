@@ -231,6 +231,11 @@ def cmd_filter(args: argparse.Namespace, registry: Registry) -> int:
             print(f"{path}: {verdict.event.id} {verdict.event.type}: {word}")
             for reason in verdict.reasons:
                 print(f"    {reason}")
+            if verdict.before is not None:
+                print(f"    before: {verdict.before.decode('utf-8', 'replace')}")
+                after = verdict.after
+                shown = "(filtered out)" if after is None else after.decode("utf-8", "replace")
+                print(f"    after:  {'(unchanged)' if after == verdict.before else shown}")
     print(f"{passed} of {total} event(s) pass", file=sys.stderr)
     return EXIT_OK
 

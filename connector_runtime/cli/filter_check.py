@@ -1,8 +1,10 @@
-"""``connector-runtime filter test``: deliveries through a connector's parsing and filters,
-offline, with the reason each event passes or not.
+"""``connector-runtime filter test``: deliveries through a connector's parsing, filters and
+transforms, offline, with the reason each event passes or not.
 
 The source's own filter (its ``event_filter`` predicate) answers pass/fail; the runtime's
 ``spec.filters`` are explained filter by filter (for ``sql``, the CESQL value and errors).
+When the connector has transforms (``spec.transforms`` or a plugin's ``event_transform``),
+each event that passed is shown before and after them, as the target would get it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from pathlib import Path
 
 from connector_runtime.config.model import ConnectorSpec, Manifest
 from connector_runtime.errors import ConnectorRuntimeError
-from connector_runtime.events import Event
+from connector_runtime.events import Event, to_structured
 from connector_runtime.filters.subscription import compile_filters
 from connector_runtime.plugins import Registry
 from connector_runtime.records import Outcome, SourceContext
 from connector_runtime.runtime import default_source
+from connector_runtime.transforms.chain import chain_transforms
 
 RUNTIME_FILTERS = "connector_runtime.filters.builtin"
 
@@ -33,6 +36,10 @@ class Verdict:
     event: Event
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    before: bytes | None = None
+    """The structured event before the transforms (None: the connector has none)."""
+    after: bytes | None = None
+    """The structured event after them (None: filtered, or no transforms)."""
 
 
 def find_connector(manifest: Manifest, name: str) -> ConnectorSpec:
@@ -65,6 +72,10 @@ def run(
         (name, p) for name, p in registry.named_event_filters(spec) if name != RUNTIME_FILTERS
     ]
     compiled = compile_filters(list(spec.filters), base_path="/spec/filters")
+    problems: list[str] = []
+    transform = chain_transforms(
+        registry.named_event_transforms(spec, problems.append), problems.append
+    )
     results: list[tuple[Path, list[Verdict] | str]] = []
     for path in files:
         try:
@@ -90,6 +101,13 @@ def run(
                     + (f" ({trace.detail})" if trace.detail else "")
                 )
             verdict.passed &= compiled(event.peek())
+            if transform is not None and verdict.passed:
+                verdict.before = to_structured(event)
+                problems.clear()
+                done = transform([event])
+                verdict.reasons.extend(f"transform: {p}" for p in problems)
+                verdict.passed = bool(done)
+                verdict.after = to_structured(done[0]) if done else None
             verdicts.append(verdict)
         results.append((path, verdicts))
     return results

@@ -43,6 +43,11 @@ from connector_runtime.filters.subscription import FilterConfigError, compile_fi
 from connector_runtime.nats import config as nats_config
 from connector_runtime.plugins import Registry
 from connector_runtime.records import ConfigCheck, JSONSchema
+from connector_runtime.transforms.ops import (
+    TransformConfigError,
+    compile_transforms,
+    transform_secrets,
+)
 
 
 @cache
@@ -216,6 +221,13 @@ class _DocumentReader:
             except FilterConfigError as exc:
                 self.problem(pointer_to_path(exc.path), exc.message)
                 return None
+        transforms = tuple(spec.get("transforms", ()))
+        if transforms:
+            try:
+                compile_transforms(list(transforms))
+            except TransformConfigError as exc:
+                self.problem(pointer_to_path(exc.path), exc.message)
+                return None
         delivery = spec.get("delivery", {})
         spool_problems = nats_config.spool_problems(delivery)
         for path, message in spool_problems:
@@ -229,13 +241,15 @@ class _DocumentReader:
             target=target[0],
             delivery=_delivery_spec(delivery, self.name),
             filters=filters,
+            transforms=transforms,
             allowed_source_ips=allowed,
             max_bytes_in_flight=spec.get("limits", {}).get(
                 "maxBytesInFlight", ConnectorSpec.max_bytes_in_flight
             ),
             secrets=source[1]
             | target[1]
-            | nats_config.spool_secrets(delivery, manifest_schema()["$defs"]["natsSpool"]),
+            | nats_config.spool_secrets(delivery, manifest_schema()["$defs"]["natsSpool"])
+            | transform_secrets(transforms),
         )
 
 

@@ -75,6 +75,8 @@ class ConnectorSpec:
     target: ComponentSpec
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
     filters: tuple[Mapping[str, Any], ...] = ()
+    transforms: tuple[Mapping[str, Any], ...] = ()
+    """``spec.transforms``, compiled by :mod:`connector_runtime.transforms`."""
     allowed_source_ips: tuple[str, ...] = ()
     max_bytes_in_flight: int = 64 * 1024 * 1024
     secrets: frozenset[str] = frozenset()

@@ -1,15 +1,16 @@
 """The path of a request's events after the source parsed them.
 
 ``Pipeline.submit`` is the :class:`~connector_runtime.records.Ingest` a source's handlers
-call: filter (every plugin's predicate, ANDed) → dedupe → hand over per the connector's ack
-policy. A hand-over either makes the events as safe as the policy promises or raises
-:class:`~connector_runtime.errors.Unavailable`; in that case nothing of the request counts as
-acknowledged, and the source answers 503.
+call: filter (every plugin's predicate, ANDed) → transform (every plugin's
+``event_transform``, chained; an event a transform fails on is filtered out) → dedupe →
+hand over per the connector's ack policy. A hand-over either makes the events as safe as
+the policy promises or raises :class:`~connector_runtime.errors.Unavailable`; in that case
+nothing of the request counts as acknowledged, and the source answers 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from connector_runtime.events import Event
@@ -62,12 +63,14 @@ class Pipeline:
         dedupe: Dedupe | None,
         handoff: Handoff,
         stats: ConnectorStats,
+        transform: Callable[[list[Event]], list[Event]] | None = None,
     ) -> None:
         self.name = name
         self.predicate = predicate
         self.dedupe = dedupe
         self.handoff = handoff
         self.stats = stats
+        self.transform = transform
 
     async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
         stats = self.stats
@@ -75,6 +78,8 @@ class Pipeline:
         stats.received += len(events)
         predicate = self.predicate
         passed = [e for e in events if predicate(e)] if predicate else list(events)
+        if self.transform is not None and passed:
+            passed = self.transform(passed)
         filtered = len(events) - len(passed)
         duplicates = 0
         try:

@@ -186,6 +186,11 @@ class _RuntimeCollector(Collector):
         filter_errors = _counter(
             "filter_errors", "CESQL filter evaluations that raised an error.", "connector"
         )
+        transform_errors = _counter(
+            "transform_errors",
+            "Transform problems: an event filtered out, or a value replaced by null.",
+            "connector",
+        )
         depth = _gauge("spool_depth_events", "Events waiting for delivery.", "connector")
         depth_bytes = _gauge(
             "spool_depth_bytes", "Bytes of events waiting for delivery.", "connector"
@@ -216,6 +221,7 @@ class _RuntimeCollector(Collector):
             retries.add_metric([name, target], s.retried)
             auth.add_metric([name], s.auth_failures)
             filter_errors.add_metric([name], s.filter_errors)
+            transform_errors.add_metric([name], s.transform_errors)
             queue = c.queue
             depth.add_metric([name], queue.pending_events if queue else 0)
             depth_bytes.add_metric([name], queue.pending_bytes if queue else 0)
@@ -235,6 +241,7 @@ class _RuntimeCollector(Collector):
             retries,
             auth,
             filter_errors,
+            transform_errors,
             depth,
             depth_bytes,
             oldest,

@@ -29,6 +29,8 @@ class ConnectorStats:
     dead_lettered: int = 0
     auth_failures: int = 0
     filter_errors: int = 0
+    transform_errors: int = 0
+    """Transforms that failed for an event (it was filtered out) or replaced a value by null."""
     bytes_in_flight: int = 0
     requests_in_flight: int = 0
     statuses: Counter[int] = field(default_factory=Counter)

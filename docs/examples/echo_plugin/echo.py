@@ -4,7 +4,8 @@
 - target type ``echo-file``: appends each event as one JSON line to a file, and rejects
   events larger than ``maxEventBytes`` (they go to the dead-letter store);
 - ``event_filter``: an ``echo`` connector with ``contains`` passes on only the lines that
-  contain that text.
+  contain that text;
+- ``event_transform``: an ``echo`` line's e-mail addresses are replaced by ``<e-mail>``.
 
 The guide shows this file in pieces; tests/test_docs.py keeps them equal and runs it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +24,7 @@ from connector_runtime import (
     DeliveryError,
     Event,
     EventPredicate,
+    EventTransform,
     RequestRejected,
     Route,
     SendResult,
@@ -207,3 +210,25 @@ def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
 
 
 # end snippet: event_filter
+
+
+# snippet: event_transform
+EMAIL = re.compile(rb"[^\s@]+@[^\s@]+")
+
+
+@hookimpl
+def event_transform(connector: ConnectorSpec) -> EventTransform | None:
+    if connector.source.type != "echo":
+        return None  # not ours: take no part
+
+    def hide_emails(event: Event) -> Event:
+        data = event.data or b""
+        hidden = EMAIL.sub(b"<e-mail>", data)
+        if hidden == data:
+            return event  # unchanged: the runtime keeps its encoding
+        return Event(dict(event.peek()), hidden)  # same id and source, other data
+
+    return hide_emails
+
+
+# end snippet: event_transform

@@ -79,3 +79,20 @@ def test_the_target_dead_letters_events_that_are_too_large(runtime_factory, tmp_
     assert answer.status == 200
     [line] = out.read_text().splitlines()
     assert json.loads(line)["data"] == "short"
+
+
+def test_event_transform_hides_e_mail_addresses(runtime_factory, recording_target):
+    document = connector_doc(
+        "notes",
+        "echo",
+        {"token": TOKEN},
+        {"type": "http", "config": {"url": recording_target.url}},
+        delivery={"ack": "delivered"},
+    )
+    runtime = runtime_factory([document], registry=build_registry(extra=[("echo", echo)]))
+    headers = {"Authorization": TOKEN, "Content-Type": "text/plain"}
+
+    answer = post(runtime.connector_url("notes"), "mail ann@example.com\nno address\n", headers)
+
+    assert answer.json() == {"accepted": 2, "filtered": 0, "duplicates": 0}
+    assert [e.data for e in recording_target.events] == ["mail <e-mail>", "no address"]

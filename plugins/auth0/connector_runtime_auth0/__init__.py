@@ -5,7 +5,9 @@ the entry point ``auth0`` in the group ``connector_runtime``. It implements two 
 
 - ``register_source_types``: the ``auth0`` source type (config schema, routes, checks);
 - ``event_filter``: for ``auth0`` connectors whose config lists ``events``, a predicate that
-  keeps events whose type code or filter category is listed.
+  keeps events whose type code or filter category is listed;
+- ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
+  transforms (:mod:`.pii`), built from the runtime's own operations.
 """
 
 from __future__ import annotations
@@ -15,17 +17,27 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any, Final
 
-from connector_runtime import ConnectorSpec, Event, EventPredicate, SourceType, hookimpl
+from connector_runtime import (
+    ConnectorSpec,
+    Event,
+    EventPredicate,
+    EventTransform,
+    SourceType,
+    build_transform,
+    hookimpl,
+)
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_event
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
+from connector_runtime_auth0.pii import PRESETS, expand
 
 __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
     "FORMATS",
+    "PRESETS",
     "SOURCE_TYPE",
     "Auth0Handler",
     "ParseError",
@@ -34,6 +46,7 @@ __all__ = [
     "check_config",
     "closest",
     "event_filter",
+    "event_transform",
     "make_predicate",
     "parse_body",
     "register_source_types",
@@ -103,3 +116,16 @@ def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
     if not names:
         return None
     return make_predicate([name for name in names if isinstance(name, str)])
+
+
+@hookimpl
+def event_transform(
+    connector: ConnectorSpec, on_error: Callable[[str], None]
+) -> EventTransform | None:
+    """The ``pii`` preset of an ``auth0`` connector; ``None`` for any other connector."""
+    if connector.source.type != NAME or "pii" not in connector.source.config:
+        return None
+    pii = connector.source.config["pii"]
+    return build_transform(
+        expand(pii["preset"], pii["key"]), on_error, base_path="/spec/source/config/pii"
+    )

@@ -1,0 +1,326 @@
+"""The field operations of ``spec.transforms``, compiled once from their configuration.
+
+Each operation is an object with ``paths`` (compiled :class:`~.paths.Path`) and a method
+``apply(record) -> bool`` that changes the :class:`~.record.Record` in place and answers
+whether it changed anything. A path that reaches nothing (missing, ``null``) is skipped.
+An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value raises
+:class:`TransformError`: the event is then filtered out and counted, never passed on with
+the value in it.
+
+:func:`compile_transforms` checks a whole list (the JSON Schema has checked its shape) and
+raises :class:`TransformConfigError` with the JSON pointer of the first bad entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+import orjson
+
+from connector_runtime.events import Event, is_extension_name
+from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
+from connector_runtime.transforms.record import Record, TransformError
+
+_encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
+MIN_KEY_BYTES: Final = 16
+OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
+EMAIL: Final = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+"""An e-mail address inside text (a dot in the domain; enough for log text)."""
+
+
+class TransformConfigError(ValueError):
+    """A ``spec.transforms`` entry that cannot be compiled: ``path`` is a JSON pointer."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+Note = Callable[[str], None]
+"""Called with a one-line reason for a counted problem that does not drop the event."""
+
+
+def scalar_text(op: str, path: Path, value: Any) -> str:
+    """A value as the text ``hash`` and ``mask`` work on (a number or boolean: its JSON)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value) if isinstance(value, int) else orjson.dumps(value).decode()
+    kind = "an object" if isinstance(value, dict) else "a list"
+    raise TransformError(f"{op} {path.text}: found {kind}, not a value")
+
+
+class _Mac:
+    """HMAC-SHA256 (RFC 2104) with the key's two padded states hashed once: per value, two
+    copies and two updates (``hmac.new(...).copy()`` costs about twice as much)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        padded = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def __repr__(self) -> str:  # never the key
+        return "_Mac()"
+
+    def hex(self, text: str) -> str:
+        inner = self._inner.copy()
+        inner.update(text.encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+class _PerValue:
+    """An operation that replaces each value its paths reach."""
+
+    name = ""
+    needle = b""
+    """Text a member must hold for the operation to have work there (``@`` for emails)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = tuple(paths)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        changed = False
+        for path in self.paths:
+            for holder, key in record.places(path, self.needle):
+                new = self.convert(path, holder[key], note)
+                if new is not holder[key]:
+                    record.put(path, holder, key, new)
+                    changed = True
+        return changed
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        raise NotImplementedError
+
+
+class Hash(_PerValue):
+    name = "hash"
+
+    def __init__(self, paths: Sequence[Path], key: bytes) -> None:
+        super().__init__(paths)
+        self._mac = _Mac(key)
+
+    def __repr__(self) -> str:  # never the key
+        return f"Hash({[p.text for p in self.paths]})"
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        return self._mac.hex(scalar_text("hash", path, value))
+
+
+class Emails(_PerValue):
+    """Every e-mail address inside the strings at or under the paths (through objects and
+    lists) is replaced by its HMAC-SHA256 hex with ``key`` (as ``hash`` would write it, so
+    joins still work), or by ``<email>`` without a key."""
+
+    name = "emails"
+    needle = b"@"
+
+    def __init__(self, paths: Sequence[Path], key: bytes | None) -> None:
+        super().__init__(paths)
+        self._mac = None if key is None else _Mac(key)
+
+    def __repr__(self) -> str:  # never the key
+        return f"Emails({[p.text for p in self.paths]})"
+
+    def _replace(self, found: re.Match[str]) -> str:
+        if self._mac is None:
+            return "<email>"
+        return self._mac.hex(found.group())
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if isinstance(value, str):
+            if "@" not in value:
+                return value
+            new = EMAIL.sub(self._replace, value)
+            return value if new == value else new
+        if isinstance(value, dict):
+            out = {k: self.convert(path, v, note) for k, v in value.items()}
+            return value if all(out[k] is value[k] for k in value) else out
+        if isinstance(value, list):
+            items = [self.convert(path, v, note) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return value
+
+
+class Mask(_PerValue):
+    name = "mask"
+
+    def __init__(self, paths: Sequence[Path], keep_start: int, keep_end: int) -> None:
+        super().__init__(paths)
+        self.keep_start, self.keep_end = keep_start, keep_end
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        text = scalar_text("mask", path, value)
+        n, start, end = len(text), self.keep_start, self.keep_end
+        if n <= start + end:
+            return "*" * n
+        return text[:start] + "*" * (n - start - end) + text[n - end :]
+
+
+class IpPrefix(_PerValue):
+    name = "ipPrefix"
+
+    def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
+        super().__init__(paths)
+        self.v4, self.v6 = v4, v6
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if isinstance(value, dict | list):
+            scalar_text("ipPrefix", path, value)  # raises
+        try:
+            address = ipaddress.ip_address(value.split("%", 1)[0])
+        except (ValueError, AttributeError):
+            note(f"ipPrefix {path.text}: not an IP address, replaced by null")
+            return None
+        bits = self.v4 if address.version == 4 else self.v6
+        network = ipaddress.ip_network((address, bits), strict=False)
+        return network.network_address.compressed
+
+
+class Truncate(_PerValue):
+    name = "truncate"
+
+    def __init__(self, paths: Sequence[Path], max_bytes: int) -> None:
+        super().__init__(paths)
+        self.max_bytes = max_bytes
+
+    def convert(self, path: Path, value: Any, note: Note) -> Any:
+        limit = self.max_bytes
+        if isinstance(value, str):
+            if len(value) * 4 <= limit:  # cannot be longer in UTF-8
+                return value
+            raw = value.encode("utf-8", "surrogatepass")
+        elif isinstance(value, dict | list):
+            raw = _encode(value)  # an object or list too long becomes its cut JSON text
+        else:
+            return value
+        if len(raw) <= limit:
+            return value
+        return raw[:limit].decode("utf-8", "ignore")
+
+
+class Drop:
+    name = "drop"
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = tuple(paths)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        changed = False
+        for path in self.paths:
+            found = list(record.places(path))
+            # list items go last to first, so earlier indexes stay right
+            for holder, key in reversed(found):
+                record.remove(path, holder, key)
+                changed = True
+        return changed
+
+
+class SetAttributes:
+    name = "set"
+    paths: tuple[Path, ...] = ()
+
+    def __init__(self, attributes: Mapping[str, str | int | bool]) -> None:
+        self.attributes = dict(attributes)
+
+    def apply(self, record: Record, note: Note) -> bool:
+        record.attributes.update(self.attributes)
+        record.attributes_changed = True
+        return True
+
+
+Operation = Hash | Emails | Mask | IpPrefix | Truncate | Drop | SetAttributes
+
+
+def compile_transforms(
+    entries: Sequence[Mapping[str, Any]], base_path: str = "/spec/transforms"
+) -> list[Operation]:
+    """Compile a ``spec.transforms`` list (already checked against its JSON Schema)."""
+    return [_compile(entry, f"{base_path}/{i}") for i, entry in enumerate(entries)]
+
+
+def _compile(entry: Mapping[str, Any], at: str) -> Operation:
+    if len(entry) != 1 or next(iter(entry)) not in OPERATIONS:
+        raise TransformConfigError(at, f"one of {', '.join(OPERATIONS)} expected")
+    name, config = next(iter(entry.items()))
+    at = f"{at}/{name}"
+    if name == "set":
+        for attr in config["attributes"]:
+            if not is_extension_name(attr) or attr in FIXED_ATTRIBUTES:
+                raise TransformConfigError(
+                    f"{at}/attributes", f"{attr!r} cannot be set (not an attribute name, or fixed)"
+                )
+        return SetAttributes(config["attributes"])
+    paths = []
+    for i, text in enumerate(config["paths"]):
+        try:
+            path = parse_path(text)
+        except PathError as exc:
+            raise TransformConfigError(f"{at}/paths/{i}", str(exc)) from None
+        if name in ("drop", "ipPrefix") and path.root == "type":
+            raise TransformConfigError(f"{at}/paths/{i}", "the 'type' attribute cannot be removed")
+        paths.append(path)
+    if name in ("hash", "emails") and (name == "hash" or "key" in config):
+        key = str(config.get("key", "")).encode("utf-8")
+        if len(key) < MIN_KEY_BYTES:
+            message = f"the key must have {MIN_KEY_BYTES} bytes or more"
+            raise TransformConfigError(f"{at}/key", message)
+        return Hash(paths, key) if name == "hash" else Emails(paths, key)
+    if name == "emails":
+        return Emails(paths, None)
+    if name == "mask":
+        return Mask(paths, config.get("keepStart", 0), config.get("keepEnd", 0))
+    if name == "ipPrefix":
+        return IpPrefix(paths, config.get("v4", 24), config.get("v6", 48))
+    if name == "truncate":
+        return Truncate(paths, config["maxBytes"])
+    assert name == "drop", name
+    return Drop(paths)
+
+
+def transform_secrets(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The ``hash`` keys of a transforms list (values to redact)."""
+    return frozenset(
+        str(e["hash"]["key"])
+        for e in entries
+        if isinstance(e.get("hash"), Mapping) and "key" in e["hash"]
+    )
+
+
+def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Event], Event]:
+    """The ``(event) -> event`` that applies ``operations`` in order: the data decoded at
+    most once, the result encoded at most once, an untouched event handed back as it is."""
+    ops = tuple(operations)
+
+    def transform(event: Event) -> Event:
+        record = Record(event)
+        for op in ops:
+            op.apply(record, note)
+        return record.finish()
+
+    return transform
+
+
+def build_transform(
+    entries: Sequence[Mapping[str, Any]], on_error: Note, base_path: str = "/spec/transforms"
+) -> Callable[[Event], Event]:
+    """A plugin's way to the built-in operations: ``entries`` in the ``spec.transforms``
+    form, compiled into the ``(event) -> event`` an ``event_transform`` hook returns. Raises
+    :class:`TransformConfigError` (JSON pointer under ``base_path``) for a bad entry."""
+    return make_transform(compile_transforms(entries, base_path), on_error)
