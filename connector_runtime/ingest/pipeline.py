@@ -10,11 +10,14 @@ acknowledged, and the source answers 503.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connector_runtime.events import Event
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import EventPredicate, Outcome
+
+if TYPE_CHECKING:
+    from connector_runtime.observe.tap import Tap
 
 
 class Dedupe(Protocol):
@@ -68,6 +71,8 @@ class Pipeline:
         self.dedupe = dedupe
         self.handoff = handoff
         self.stats = stats
+        self.tap: Tap | None = None
+        """Set while a tap client watches this connector (:mod:`connector_runtime.observe.tap`)."""
 
     async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
         stats = self.stats
@@ -88,6 +93,8 @@ class Pipeline:
             stats.refused += len(events)
             raise
         accepted = len(events) - filtered - duplicates
+        if self.tap is not None and passed:
+            self.tap.accepted(passed)
         stats.accepted += accepted
         stats.filtered += filtered
         stats.duplicates += duplicates

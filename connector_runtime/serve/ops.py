@@ -1,10 +1,10 @@
 """The runtime's own endpoints: ``/healthz``, ``/readyz``, ``/metrics``.
 
 They are served on the webhook port, or, when the Runtime document sets ``admin.listen``,
-only on that admin listener (:func:`make_admin_app`), where an optional ``admin.token``
-guards every path. Under ``--workers N`` one worker answers for the whole group: it asks
-its siblings (:mod:`connector_runtime.serve.group`) and merges what they say
-(:mod:`connector_runtime.observe.merge`).
+only on that admin listener (:mod:`connector_runtime.serve.admin`), where an optional
+``admin.token`` guards every path. Under ``--workers N`` one worker answers for the whole
+group: it asks its siblings (:mod:`connector_runtime.serve.group`) and merges what they
+say (:mod:`connector_runtime.observe.merge`).
 """
 
 from __future__ import annotations
@@ -53,16 +53,21 @@ class Ops:
     async def _own_readiness(self) -> list[str]:
         return self.runtime.readiness()
 
-    async def metrics(self) -> bytes:
-        """The Prometheus text exposition, for the whole group."""
+    async def families(self) -> list[Metric]:
+        """Every metric family, for the whole group (what ``/metrics`` and the status page
+        read)."""
         await self.runtime.count_dead_letters()
         own = self.runtime.metrics.families()
         if self.group is None:
-            return generate_latest(_Families(own))
+            return own
         answers, missing = await self.group.ask("metrics")
         workers = [(self.group.index, own)]
         workers += [(i, from_wire(data)) for i, data in sorted(answers.items())]
-        return generate_latest(_Families(merge(workers, len(missing))))
+        return merge(workers, len(missing))
+
+    async def metrics(self) -> bytes:
+        """The Prometheus text exposition, for the whole group."""
+        return generate_latest(_Families(await self.families()))
 
     async def readiness(self) -> list[str]:
         """Why the group should get no traffic now (empty when every worker is ready)."""
@@ -197,25 +202,6 @@ def ops_routes(ops: Ops, token: str | None = None) -> list[Any]:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/metrics", MetricsHandler, kwargs),
     ]
-
-
-def make_admin_app(
-    runtime: Runtime,
-    *,
-    token: str | None = None,
-    group: WorkerGroup | None = None,
-    **settings: Any,
-) -> tornado.web.Application:
-    """The admin listener's application for a started :class:`Runtime`: the ops endpoints
-    (answering for the whole ``group`` of workers when there is one), each behind ``token``
-    when one is configured; every other path is 404 (401 first, without the token)."""
-    return tornado.web.Application(
-        ops_routes(Ops(runtime, group), token),
-        default_handler_class=NotFoundHandler,
-        default_handler_args={"token": token},
-        log_function=quiet,
-        **settings,
-    )
 
 
 def quiet(handler: tornado.web.RequestHandler) -> None:
