@@ -18,6 +18,7 @@ from typing import Any
 from connector_runtime.cli import filter_check as filter_test
 from connector_runtime.cli import scaffold, versions
 from connector_runtime.cli import tap as tap_cli
+from connector_runtime.cli import top as top_cli
 from connector_runtime.config.manifest import load_manifest, manifest_schema
 from connector_runtime.config.model import Manifest
 from connector_runtime.config.secrets import Redactor, redact_urls
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     spool.add_argument("--json", action="store_true", help="print JSON")
     scaffold.add_parser(sub)
     tap_cli.add_parser(sub)
+    top_cli.add_parser(sub)
     return parser
 
 
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return scaffold.run(args)
     if args.command == "tap":
         return _admin_command(args, tap_cli.run)
+    if args.command == "top":
+        return _admin_command(args, top_cli.run)
     registry = build_registry()
     try:
         if args.command == "validate":
