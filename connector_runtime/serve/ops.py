@@ -9,6 +9,7 @@ say (:mod:`connector_runtime.observe.merge`).
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from typing import Any
@@ -87,8 +88,15 @@ def _declares_body(headers: tornado.httputil.HTTPHeaders) -> bool:
 
 
 def token_matches(header: str | None, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
+    """``Authorization: Bearer <token>``, or ``Basic`` with the token as the password (what
+    a browser sends for the status page), compared in constant time."""
     scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            pair = base64.b64decode(credentials.strip(), validate=True)
+        except ValueError:
+            return False
+        return hmac.compare_digest(pair.partition(b":")[2], token.encode())
     return scheme.lower() == "bearer" and hmac.compare_digest(
         credentials.strip().encode(), token.encode()
     )
@@ -123,7 +131,10 @@ class Endpoint(tornado.web.RequestHandler):
             self.request.headers.get("Authorization"), self.token
         ):
             return True
-        self.set_header("WWW-Authenticate", 'Bearer realm="connector-runtime admin"')
+        self.set_header(  # Basic: a browser asks for the token (as the password)
+            "WWW-Authenticate",
+            'Bearer realm="connector-runtime admin", Basic realm="connector-runtime admin"',
+        )
         self._close_if_body()
         self._error(401, "missing or wrong admin token")
         return False

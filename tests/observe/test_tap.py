@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -251,6 +252,15 @@ def test_the_admin_token_guards_the_tap(tmp_path: Path):
     try:
         for path in ("/tap?connector=a0", "/status.json", "/"):
             assert post(admin + path, method="GET").status == 401
+        # a browser asks for the token as the password of Basic authentication
+        basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+        assert (
+            post(admin + "/", method="GET", headers={"Authorization": f"Basic {basic}"}).status
+            == 200
+        )
+        wrong = base64.b64encode(b"admin:not-the-token").decode()
+        r = post(admin + "/", method="GET", headers={"Authorization": f"Basic {wrong}"})
+        assert r.status == 401
         denied = subprocess.run(
             [*CLI, "tap", admin, "--connector", "a0"], capture_output=True, text=True, timeout=60
         )
@@ -286,5 +296,52 @@ def test_without_an_admin_listener_run_says_the_tap_is_off(tmp_path: Path):
     try:
         assert "the status page and the tap are off (set spec.admin.listen" in proc.log()
         assert post(proc.url + "/tap?connector=a0", method="GET").status == 404
+    finally:
+        assert proc.terminate() == 0
+
+
+def test_server_sent_events(two):
+    proc, admin = two
+    host, port = admin.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(
+            b"GET /tap?connector=a0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        got = b""
+        while b"event: tap" not in got:
+            got += sock.recv(65536)
+        assert post(proc.url + "/a0", jsonl(batch(2, prefix="6100"))).status == 200
+        while got.count(b"event: accepted") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    assert b"content-type: text/event-stream" in got.lower()
+    frames = [f for f in got.split(b"\r\n\r\n", 1)[1].decode().split("\n\n") if "data:" in f]
+    data = [json.loads(f.split("data: ", 1)[1].split("\n")[0]) for f in frames]
+    assert data[0] == {"tap": "a0", "stages": ["accepted"], "worker": 0, "workers": 1}
+    assert [d["event"]["id"] for d in data[1:3]] == ["6100000000", "6100000001"]
+
+
+def test_under_workers_the_tap_is_worker_0s_and_the_status_the_groups(tmp_path: Path):
+    port = free_port()
+    docs = [connector_doc("a0", "auth0", {}, {"type": "stdout"}), runtime_doc(port)]
+    manifest = write_manifest(tmp_path / "m.yaml", docs)
+    proc = RuntimeProcess(manifest, tmp_path / "data", args=["--workers", "2"]).start()
+    admin = f"http://127.0.0.1:{port}"
+    try:
+        tap = subprocess.Popen(
+            [*CLI, "tap", admin, "--connector", "a0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert "tapping connector a0" in read_line(tap.stderr)
+        assert read_line(tap.stderr) == "note: tapping worker 0 of 2 only\n"
+        assert stop(tap) == 0
+        for n in range(20):  # connections spread over both workers
+            assert post(proc.url + "/a0", jsonl(batch(3, prefix=f"62{n:02d}"))).status == 200
+        a0 = post(admin + "/status.json", method="GET").json()
+        assert a0["workers"] == 2
+        assert a0["connectors"][0]["accepted"] == 60  # the group's, as /metrics counts
     finally:
         assert proc.terminate() == 0
