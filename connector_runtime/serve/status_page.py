@@ -19,6 +19,7 @@ FIELDS = (
     ("oldest_age_seconds", "oldest (s)"),
     ("dead_letters", "dead letters"),
     ("retries", "retries"),
+    ("tap_dropped", "tap drops"),
 )
 
 STYLE = """
@@ -27,12 +28,12 @@ h1{font-size:1.3em;margin:0 0 .2em}
 .meta{color:#57606a;margin-bottom:1em}
 table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0002}
 th,td{padding:.35em .7em;border-bottom:1px solid #e1e4e8;text-align:right;white-space:nowrap}
-th:first-child,th:nth-child(2),td:first-child,td.types{text-align:left}
+th:first-child,th:nth-child(2),th:last-child,td:first-child,td.types{text-align:left}
 th{background:#f0f3f6;font-weight:600}
 .ok{color:#1a7f37}.bad{color:#cf222e}
 .errors{margin:.2em 0 0;padding:0;list-style:none;color:#57606a;font-size:.9em;text-align:left}
 .errors time{color:#1b1f24;margin-right:.5em}
-td.notes{text-align:left;white-space:normal;min-width:22em;max-width:32em}
+td.notes{text-align:left;white-space:normal;min-width:18em;max-width:26em}
 """
 
 SCRIPT = """

@@ -132,7 +132,7 @@ def test_the_page_in_chromium_shows_the_numbers_of_metrics(runtime):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     shot = OUTPUT / "status-page.png"
     shot.unlink(missing_ok=True)
-    chromium(f"--screenshot={shot}", "--window-size=1680,330", admin + "/")
+    chromium(f"--screenshot={shot}", "--window-size=1920,330", admin + "/")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cells = Cells()
     cells.feed(dom)

@@ -151,10 +151,12 @@ def test_delivered_and_dead_stages(tmp_path: Path, recording_target: RecordingTa
     admin = f"http://127.0.0.1:{port}"
     try:
         tap = tap_cli(admin, "--connector", "a0", "--stage", "delivered", "--stage", "dead")
+        shown = tap_cli(admin, "--connector", "a0", "--stage", "dead", "--format", "pretty")
         body = batch(2, prefix="4000", code="s") + batch(1, prefix="4001", code="f")
         assert post(proc.url + "/a0", jsonl(body)).status == 200
         lines = [json.loads(read_line(tap.stdout)) for _ in range(3)]
-        assert stop(tap) == 0
+        pretty = read_line(shown.stdout)
+        assert [stop(tap), stop(shown)] == [0, 0]
     finally:
         assert proc.terminate() == 0
     by_stage = {(line["stage"], line["event"]["id"]) for line in lines}
@@ -165,6 +167,8 @@ def test_delivered_and_dead_stages(tmp_path: Path, recording_target: RecordingTa
     }
     dead = next(line for line in lines if line["stage"] == "dead")
     assert dead["reason"].startswith("HTTP 400")
+    assert pretty.split()[:4] == ["09:26:53", "dead", "com.auth0.log.f", "4001000000"]
+    assert "(HTTP 400" in pretty
 
 
 def stuck_tap(admin: str, connector: str) -> socket.socket:
@@ -196,6 +200,7 @@ def test_a_stuck_tap_client_loses_events_not_ingestion(two):
         assert statuses == [200] * requests
         a0 = next(c for c in status(admin)["connectors"] if c["name"] == "a0")
         metrics = post(admin + "/metrics", method="GET").body.decode()
+        page = post(admin + "/", method="GET").body.decode()
     finally:
         sock.close()
     total = requests * per_request
@@ -204,6 +209,7 @@ def test_a_stuck_tap_client_loses_events_not_ingestion(two):
         metrics
     )
     assert a0["tap_dropped"] > 0  # ...while the stuck client's copies were dropped
+    assert f'<td data-field="tap_dropped">{a0["tap_dropped"]}</td>' in page
 
 
 def test_bad_requests_get_a_precise_status_and_reason(two):
