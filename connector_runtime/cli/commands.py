@@ -17,6 +17,8 @@ from typing import Any
 
 from connector_runtime.cli import filter_check as filter_test
 from connector_runtime.cli import scaffold, versions
+from connector_runtime.cli import tap as tap_cli
+from connector_runtime.cli import top as top_cli
 from connector_runtime.config.manifest import load_manifest, manifest_schema
 from connector_runtime.config.model import Manifest
 from connector_runtime.config.secrets import Redactor, redact_urls
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     spool.add_argument("--connector", help="stats: only this connector")
     spool.add_argument("--json", action="store_true", help="print JSON")
     scaffold.add_parser(sub)
+    tap_cli.add_parser(sub)
+    top_cli.add_parser(sub)
     return parser
 
 
@@ -100,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.raw_argv = raw_argv
     if args.command == "new-plugin":
         return scaffold.run(args)
+    if args.command == "tap":
+        return _admin_command(args, tap_cli.run)
+    if args.command == "top":
+        return _admin_command(args, top_cli.run)
     registry = build_registry()
     try:
         if args.command == "validate":
@@ -123,6 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectorRuntimeError as exc:
         _fail(args, redact_urls(str(exc)))
         return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _admin_command(args: argparse.Namespace, command: Any) -> int:
+    """``tap`` and ``top``: 2 for a bad argument, 1 for what the runtime refused (an unknown
+    connector, a bad filter), 3 when it cannot be reached or its token is wrong."""
+    try:
+        return int(command(args))
+    except tap_cli.AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.status == 2:
+            return EXIT_USAGE
+        return EXIT_INPUT if exc.status in (400, 404) else EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_OK
 

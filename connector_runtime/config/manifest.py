@@ -305,6 +305,7 @@ def _runtime_spec(raw: Mapping[str, Any]) -> RuntimeSpec:
             host=admin["listen"].get("host", d.host),
             port=int(admin["listen"]["port"]),
             token=admin.get("token"),
+            max_taps=int(admin.get("maxTaps", 4)),
         )
         if admin
         else None,

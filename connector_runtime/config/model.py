@@ -97,6 +97,8 @@ class AdminSpec:
     port: int
     token: str | None = field(default=None, repr=False)
     """When set, every admin request needs ``Authorization: Bearer <token>``."""
+    max_taps: int = 4
+    """Tap clients (``/tap``) attached at once, over all connectors."""
 
 
 @dataclass(frozen=True)

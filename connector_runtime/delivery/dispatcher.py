@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector_runtime.config.model import RetrySpec
 from connector_runtime.delivery.attempt import Answered, Slots, attempt, max_in_flight
@@ -36,6 +36,9 @@ from connector_runtime.records import Target
 from connector_runtime.spool.payloads import concat
 from connector_runtime.spool.queues import BatchQueue, Mark, Settlement, wait_or_timeout
 from connector_runtime.spool.store import Batch
+
+if TYPE_CHECKING:
+    from connector_runtime.observe.tap import Tap
 
 MAX_EVENTS_PER_ATTEMPT = 5000
 """Events one attempt takes from the head of the queue (in ``maxBatch`` POSTs at once):
@@ -84,6 +87,8 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.stats = stats
         self.last_error: str | None = None
+        self.tap: Tap | None = None
+        """Set while a tap client watches this connector (:mod:`connector_runtime.observe.tap`)."""
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
@@ -270,6 +275,9 @@ class Dispatcher:
         for s in settlements:
             for event, reason, _ in s.dead:
                 self.log.warning("event %s dead-lettered: %s", event.id, reason)
+        if self.tap is not None:
+            dead = [(e, why) for s in settlements for e, why, _ in s.dead]
+            self.tap.attempted(events, rejected.keys() | retry.keys(), dead)
         return settlements
 
     @staticmethod

@@ -11,11 +11,14 @@ nothing of the request counts as acknowledged, and the source answers 503.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connector_runtime.events import Event
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import EventPredicate, Outcome
+
+if TYPE_CHECKING:
+    from connector_runtime.observe.tap import Tap
 
 
 class Dedupe(Protocol):
@@ -71,6 +74,8 @@ class Pipeline:
         self.handoff = handoff
         self.stats = stats
         self.transform = transform
+        self.tap: Tap | None = None
+        """Set while a tap client watches this connector (:mod:`connector_runtime.observe.tap`)."""
 
     async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
         stats = self.stats
@@ -93,6 +98,8 @@ class Pipeline:
             stats.refused += len(events)
             raise
         accepted = len(events) - filtered - duplicates
+        if self.tap is not None and passed:
+            self.tap.accepted(passed)
         stats.accepted += accepted
         stats.filtered += filtered
         stats.duplicates += duplicates

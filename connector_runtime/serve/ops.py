@@ -1,14 +1,15 @@
 """The runtime's own endpoints: ``/healthz``, ``/readyz``, ``/metrics``.
 
 They are served on the webhook port, or, when the Runtime document sets ``admin.listen``,
-only on that admin listener (:func:`make_admin_app`), where an optional ``admin.token``
-guards every path. Under ``--workers N`` one worker answers for the whole group: it asks
-its siblings (:mod:`connector_runtime.serve.group`) and merges what they say
-(:mod:`connector_runtime.observe.merge`).
+only on that admin listener (:mod:`connector_runtime.serve.admin`), where an optional
+``admin.token`` guards every path. Under ``--workers N`` one worker answers for the whole
+group: it asks its siblings (:mod:`connector_runtime.serve.group`) and merges what they
+say (:mod:`connector_runtime.observe.merge`).
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from typing import Any
@@ -53,16 +54,21 @@ class Ops:
     async def _own_readiness(self) -> list[str]:
         return self.runtime.readiness()
 
-    async def metrics(self) -> bytes:
-        """The Prometheus text exposition, for the whole group."""
+    async def families(self) -> list[Metric]:
+        """Every metric family, for the whole group (what ``/metrics`` and the status page
+        read)."""
         await self.runtime.count_dead_letters()
         own = self.runtime.metrics.families()
         if self.group is None:
-            return generate_latest(_Families(own))
+            return own
         answers, missing = await self.group.ask("metrics")
         workers = [(self.group.index, own)]
         workers += [(i, from_wire(data)) for i, data in sorted(answers.items())]
-        return generate_latest(_Families(merge(workers, len(missing))))
+        return merge(workers, len(missing))
+
+    async def metrics(self) -> bytes:
+        """The Prometheus text exposition, for the whole group."""
+        return generate_latest(_Families(await self.families()))
 
     async def readiness(self) -> list[str]:
         """Why the group should get no traffic now (empty when every worker is ready)."""
@@ -82,8 +88,15 @@ def _declares_body(headers: tornado.httputil.HTTPHeaders) -> bool:
 
 
 def token_matches(header: str | None, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
+    """``Authorization: Bearer <token>``, or ``Basic`` with the token as the password (what
+    a browser sends for the status page), compared in constant time."""
     scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            pair = base64.b64decode(credentials.strip(), validate=True)
+        except ValueError:
+            return False
+        return hmac.compare_digest(pair.partition(b":")[2], token.encode())
     return scheme.lower() == "bearer" and hmac.compare_digest(
         credentials.strip().encode(), token.encode()
     )
@@ -118,7 +131,10 @@ class Endpoint(tornado.web.RequestHandler):
             self.request.headers.get("Authorization"), self.token
         ):
             return True
-        self.set_header("WWW-Authenticate", 'Bearer realm="connector-runtime admin"')
+        self.set_header(  # Basic: a browser asks for the token (as the password)
+            "WWW-Authenticate",
+            'Bearer realm="connector-runtime admin", Basic realm="connector-runtime admin"',
+        )
         self._close_if_body()
         self._error(401, "missing or wrong admin token")
         return False
@@ -197,25 +213,6 @@ def ops_routes(ops: Ops, token: str | None = None) -> list[Any]:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/metrics", MetricsHandler, kwargs),
     ]
-
-
-def make_admin_app(
-    runtime: Runtime,
-    *,
-    token: str | None = None,
-    group: WorkerGroup | None = None,
-    **settings: Any,
-) -> tornado.web.Application:
-    """The admin listener's application for a started :class:`Runtime`: the ops endpoints
-    (answering for the whole ``group`` of workers when there is one), each behind ``token``
-    when one is configured; every other path is 404 (401 first, without the token)."""
-    return tornado.web.Application(
-        ops_routes(Ops(runtime, group), token),
-        default_handler_class=NotFoundHandler,
-        default_handler_args={"token": token},
-        log_function=quiet,
-        **settings,
-    )
 
 
 def quiet(handler: tornado.web.RequestHandler) -> None:

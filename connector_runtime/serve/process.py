@@ -32,10 +32,11 @@ from connector_runtime.config.model import AdminSpec, Manifest, RuntimeSpec, TLS
 from connector_runtime.errors import ConnectorRuntimeError
 from connector_runtime.plugins import Registry
 from connector_runtime.runtime import Runtime
+from connector_runtime.serve.admin import make_admin_app
 from connector_runtime.serve.app import make_app
 from connector_runtime.serve.deadlines import TimedServer
 from connector_runtime.serve.group import WorkerGroup
-from connector_runtime.serve.ops import Ops, make_admin_app
+from connector_runtime.serve.ops import Ops
 from connector_runtime.sources.handler import DEFAULT_MAX_BODY_BYTES
 from connector_runtime.spool.store import default_data_dir
 
@@ -134,7 +135,9 @@ async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -
         server = _server(app, spec, ssl_options=tls, max_body_size=limit + 1024 * 1024)
         bound = _listen(server, options.host, options.port, options.worker_index is not None)
         if admin is not None and first:  # under --workers, worker 0 answers for the group
-            admin_app = make_admin_app(runtime, token=admin.token, group=group)
+            admin_app = make_admin_app(
+                runtime, token=admin.token, group=group, max_taps=admin.max_taps
+            )
             admin_server = _server(admin_app, spec)
             _listen(admin_server, admin.host, admin.port)
     except ConnectorRuntimeError:
@@ -172,12 +175,14 @@ def log_ops(admin: AdminSpec | None) -> None:
     """Say where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
     if admin is None:
         startup_log.info(
-            "no admin listener: /metrics, /healthz and /readyz are on the webhook port"
+            "no admin listener: /metrics, /healthz and /readyz are on the webhook port;"
+            " the status page and the tap are off (set spec.admin.listen to have them)"
         )
         return
     guard = "; each request needs the admin token" if admin.token else ""
     startup_log.info(
-        "admin listener on http://%s:%d: /metrics, /healthz, /readyz (not on the webhook port)%s",
+        "admin listener on http://%s:%d: /metrics, /healthz, /readyz, the status page (/),"
+        " /tap (not on the webhook port)%s",
         admin.host,
         admin.port,
         guard,
