@@ -28,6 +28,7 @@ from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
+from connector_runtime.sources.pull import PullRunner, make_context
 from connector_runtime.spool import seen
 from connector_runtime.spool.queues import (
     BatchQueue,
@@ -78,14 +79,16 @@ class ConnectorRuntime:
     dispatcher: Dispatcher | None = None
     rate: DrainRate = field(default_factory=DrainRate)
     routes: list[Route] = field(default_factory=list)
+    pull: PullRunner | None = None
 
     @property
     def base_path(self) -> str:
         return "/" + self.spec.name
 
     def refusing(self) -> str | None:
-        """Why this connector's hand-off would refuse events now (readiness)."""
-        return self.handoff.refusing()
+        """Why this connector's hand-off would refuse events now, or its pull source
+        cannot make progress (readiness)."""
+        return self.handoff.refusing() or self.stats.pull_problem
 
 
 @dataclass
@@ -193,6 +196,10 @@ class Runtime:
         for c in self.connectors:
             if c.dispatcher is not None:
                 c.dispatcher.start()
+        for c in self.connectors:
+            if c.pull is not None:
+                await c.pull.prepare()
+                c.pull.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
 
     async def _build(self, spec: ConnectorSpec, spool: Spool) -> ConnectorRuntime:
@@ -229,6 +236,12 @@ class Runtime:
             ),
         )
         routes = list(source_type.routes(ctx))
+        pull = None
+        if source_type.pull is not None:
+            pctx = make_context(
+                spec.name, spec.source.config, ctx.default_source, pipeline, stats, clog
+            )
+            pull = PullRunner(spec.name, source_type.pull, pctx, spool, stats, clog)
         return ConnectorRuntime(
             spec,
             target,
@@ -239,6 +252,7 @@ class Runtime:
             parts.dispatcher,
             parts.rate,
             routes,
+            pull,
         )
 
     def readiness(self) -> list[str]:
@@ -315,6 +329,9 @@ class Runtime:
         self.accepting = False
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        for c in self.connectors:  # before the spool closes: a submit commits all or nothing
+            if c.pull is not None:
+                await c.pull.stop()
         for c in self.connectors:
             if c.dispatcher is not None:
                 await c.dispatcher.stop()

@@ -222,6 +222,21 @@ class _DocumentReader:
             self.problem(path, message)
         if spool_problems:
             return None
+        if self.registry.source_types[spec["source"]["type"]].pull is not None:
+            if delivery.get("spool", "local") == "nats":
+                self.problem(
+                    "spec.delivery.spool",
+                    f"source type {spec['source']['type']!r} pulls with a checkpoint, which"
+                    " only the local spool commits with its events: remove spool: nats",
+                )
+                return None
+            if delivery.get("ack", "durable") != "durable":
+                self.problem(
+                    "spec.delivery.ack",
+                    f"source type {spec['source']['type']!r} pulls with a checkpoint, which"
+                    f" only ack: durable commits with its events (not {delivery['ack']!r})",
+                )
+                return None
         return ConnectorSpec(
             name=self.name,
             file=self.file,
