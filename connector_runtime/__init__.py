@@ -8,6 +8,7 @@ and the docs import from here (and from ``connector_runtime.testing`` and
 """
 
 from connector_runtime._version import __version__
+from connector_runtime.config.checks import parse_duration
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.config.model import ComponentSpec, ConnectorSpec
 from connector_runtime.errors import (
@@ -91,6 +92,7 @@ __all__ = [
     "load_manifest",
     "make_event",
     "media_type",
+    "parse_duration",
     "to_batch",
     "to_binary",
     "to_structured",
