@@ -62,6 +62,8 @@ class LogRequest:
     """``time.monotonic()`` when it arrived."""
     status: int
     query: str
+    records: int = 0
+    """How many records the answer held."""
 
 
 @dataclass
@@ -232,11 +234,11 @@ class FakeTenant:
         return allowed
 
     async def _logs(self, handler: tornado.web.RequestHandler) -> None:
-        query = handler.request.query
-        status = await self._answer(handler)
-        self.requests.append(LogRequest(time.monotonic(), status, query))
+        arrived = LogRequest(time.monotonic(), 0, handler.request.query)
+        self.requests.append(arrived)
+        arrived.status = await self._answer(handler, arrived)
 
-    async def _answer(self, handler: tornado.web.RequestHandler) -> int:
+    async def _answer(self, handler: tornado.web.RequestHandler, arrived: LogRequest) -> int:
         auth = handler.request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) <= time.monotonic():
@@ -259,6 +261,7 @@ class FakeTenant:
         nxt = page[-1][0] if page else after
         link = f"{self.url}/api/v2/logs?" + urlencode({"from": nxt, "take": take})
         handler.set_header("Link", f'<{link}>; rel="next"')
+        arrived.records = len(page)
         handler.set_header("Content-Type", "application/json; charset=utf-8")
         handler.finish(b"[" + b",".join(r[2] for r in page) + b"]")
         return 200
