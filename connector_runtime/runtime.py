@@ -188,6 +188,8 @@ class Runtime:
         self.dead_letters: dict[str, int] = {}
         """Dead letters stored now per connector, as last counted (:meth:`count_dead_letters`)."""
         self._dead_counted: tuple[float, int] | None = None
+        self.run_pulls = True
+        """Start pull sources' tasks (under ``--workers``, worker 0 alone runs them)."""
 
     async def start(self) -> None:
         self.spool = await asyncio.to_thread(Spool, self.data_dir / "spool.db")
@@ -197,7 +199,7 @@ class Runtime:
             if c.dispatcher is not None:
                 c.dispatcher.start()
         for c in self.connectors:
-            if c.pull is not None:
+            if c.pull is not None and self.run_pulls:
                 await c.pull.prepare()
                 c.pull.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())

@@ -21,41 +21,9 @@ from connector_runtime.testing import (
     write_manifest,
 )
 
-COUNTER = """
-import asyncio
-from connector_runtime import SourceType, hookimpl, make_event
-
-STARTS = []
-
-async def pull(ctx):
-    STARTS.append(ctx.checkpoint)
-    n = int(ctx.checkpoint or 0)
-    total, batch = ctx.config["total"], ctx.config["batch"]
-    fail_at = ctx.config.get("failAt")
-    while n < total:
-        if fail_at is not None and n >= fail_at and len(STARTS) == 1:
-            ctx.status.problem("unavailable", "the counter is down")
-            raise RuntimeError("counter broke")
-        upto = min(total, n + batch)
-        events = [
-            make_event(id=f"c-{i}", source="urn:counter", type="counter.tick",
-                       data=b'{"i": %d}' % i)
-            for i in range(n, upto)
-        ]
-        await ctx.ingest.submit(events, checkpoint=str(upto))
-        ctx.status.ok()
-        n = upto
-    await asyncio.Event().wait()
-
-SCHEMA = {"type": "object", "properties": {"total": {"type": "integer"},
-          "batch": {"type": "integer"}, "failAt": {"type": "integer"}},
-          "required": ["total", "batch"]}
-
-@hookimpl
-def register_source_types(register):
-    register(SourceType(name="counter", config_schema=SCHEMA, routes=lambda ctx: [],
-                        pull=pull))
-"""
+COUNTER = (
+    Path(__file__).parents[2] / "docs" / "examples" / "pull_plugin" / "counter.py"
+).read_text()
 
 
 def http_json(url: str) -> tuple[int, dict]:
