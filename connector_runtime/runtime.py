@@ -114,6 +114,13 @@ class Needs:
     stats: ConnectorStats
     log: logging.Logger
 
+    @property
+    def dedupe_key(self) -> str:
+        """Whose dedupe window: the connector's own, or its ``dedupe.scope``'s (a name no
+        connector can have, as connector names have no colon)."""
+        scope = self.spec.delivery.dedupe_scope
+        return f"scope:{scope}" if scope else self.spec.name
+
     def dispatcher(self, queue: BatchQueue) -> Dispatcher:
         d = self.spec.delivery
         return Dispatcher(
@@ -128,7 +135,9 @@ async def durable(n: Needs) -> Parts:
     await asyncio.to_thread(queue.load_depth)
     dispatcher = n.dispatcher(queue)
     dedupe = d.dedupe_max_entries > 0  # looked up inside the spool's append
-    handoff = DurableHandoff(n.spool, queue, Quota(d), rate, dispatcher.wake, dedupe=dedupe)
+    handoff = DurableHandoff(
+        n.spool, queue, Quota(d), rate, dispatcher.wake, dedupe=dedupe, dedupe_key=n.dedupe_key
+    )
     return Parts(handoff, rate, queue, dispatcher)
 
 
@@ -139,7 +148,7 @@ async def received(n: Needs) -> Parts:
     dispatcher = n.dispatcher(queue)
     quota = Quota(d, MEMORY_QUEUE_DEFAULT_EVENTS)
     handoff = ReceivedHandoff(queue, quota, rate, dispatcher.wake)
-    dedupe = SpoolDedupe(n.spool, n.spec.name, wait=False) if d.dedupe_max_entries else None
+    dedupe = SpoolDedupe(n.spool, n.dedupe_key, wait=False) if d.dedupe_max_entries else None
     return Parts(handoff, rate, queue, dispatcher, dedupe)
 
 
@@ -148,7 +157,7 @@ async def delivered(n: Needs) -> Parts:
     d, name = n.spec.delivery, n.spec.name
     dead = SpoolDeadLetter(n.spool, name)
     handoff = DeliveredHandoff(n.target, d.timeout, n.stats, n.log, dead)
-    dedupe = SpoolDedupe(n.spool, name) if d.dedupe_max_entries else None
+    dedupe = SpoolDedupe(n.spool, n.dedupe_key) if d.dedupe_max_entries else None
     return Parts(handoff, DrainRate(), dedupe=dedupe)
 
 

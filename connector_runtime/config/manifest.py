@@ -273,6 +273,7 @@ def _delivery_spec(raw: Mapping[str, Any], connector: str = "") -> DeliverySpec:
         max_bytes=quota.get("maxBytes"),
         dedupe_window=parse_duration(dedupe.get("window", defaults.dedupe_window)),
         dedupe_max_entries=dedupe.get("maxEntries", defaults.dedupe_max_entries),
+        dedupe_scope=dedupe.get("scope"),
         spool=raw.get("spool", defaults.spool),
         nats=nats_config.spool_spec(raw["nats"], connector) if "nats" in raw else None,
     )

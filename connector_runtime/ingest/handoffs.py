@@ -82,8 +82,10 @@ class DurableHandoff:
         rate: DrainRate,
         wake: asyncio.Event,
         dedupe: bool = True,
+        dedupe_key: str | None = None,
     ) -> None:
         self.spool = spool
+        self.dedupe_key = dedupe_key
         self.queue = queue
         self.quota = quota
         self.rate = rate
@@ -110,7 +112,9 @@ class DurableHandoff:
         if why is not None:
             excess = self.queue.pending_events - (self.quota.max_events or 0) + len(events)
             raise Unavailable(why, self.rate.retry_after(max(excess, len(events))))
-        job = self.spool.append_job(self.queue.connector, events, dedupe=self.dedupe)
+        job = self.spool.append_job(
+            self.queue.connector, events, dedupe=self.dedupe, dedupe_key=self.dedupe_key
+        )
         if checkpoint is not None:
             job = checkpoints.with_checkpoint(job, self.queue.connector, checkpoint)
         try:

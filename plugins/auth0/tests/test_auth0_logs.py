@@ -175,3 +175,40 @@ def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
     doc["spec"]["delivery"] = {"ack": "received"}
     with pytest.raises(ManifestError, match="pulls with a checkpoint"):
         load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
+
+
+def test_a_shared_dedupe_scope_fills_the_streams_gaps_without_repeats(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    ids = tenant.add_records(300)
+    sink = {"type": "http", "config": {"url": recording_target.url, "mode": "batch"}}
+    shared = {"dedupe": {"scope": "tenant-a"}}
+    hook = connector_doc("hook", "auth0", {}, sink, delivery=shared)
+    rt = runtime_factory([hook])
+    # the stream delivered the first 200 records, then paused: the last 100 never came
+    stream = [(lid, raw) for lid, _, raw in tenant.records[:200]]
+    for i in range(0, 200, 50):
+        body = b"\n".join(
+            b'{"log_id":"' + lid.encode() + b'","data":' + raw + b"}"
+            for lid, raw in stream[i : i + 50]
+        )
+        assert post(rt.connector_url("hook"), body).json()["accepted"] == 50
+    recording_target.wait_for(200)
+    rt.stop()
+    pulled = logs_doc(tenant, recording_target.url)
+    pulled["spec"]["delivery"] = shared
+    data = rt.runtime.data_dir
+    rt2 = runtime_factory([hook, pulled], data_dir=data)
+    recording_target.wait_for(300)
+    assert wait_until(
+        lambda: (
+            metric(rt2, 'connector_runtime_records_total{connector="logs",outcome="duplicate"}')
+            == 200
+        )
+    )
+    got = recording_target.ids
+    assert sorted(got) == sorted(ids)  # every record of the tenant, each once
+    # and a record the stream sends again later is a duplicate for the webhook connector
+    lid, raw = stream[0]
+    again = b'{"log_id":"' + lid.encode() + b'","data":' + raw + b"}\n"
+    assert post(rt2.connector_url("hook"), again).json()["duplicates"] == 1
