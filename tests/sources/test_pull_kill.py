@@ -1,4 +1,4 @@
-"""kill -9 of a runtime while its auth0-logs connector backfills from the fake tenant:
+"""kill -9 (10 times, at random points) of a runtime while its auth0-logs connector backfills from the fake tenant:
 every record arrives (0 lost), and the pull never fetches a committed page again (the
 checkpoint is committed with the page's events). Real subprocesses, real sockets."""
 
@@ -15,7 +15,7 @@ from connector_runtime_auth0.fake_tenant import FakeTenant
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc
 from tests.procs import RuntimeProcess, write_manifest
 
-KILLS = 5
+KILLS = 10
 RECORDS = 3000
 
 
