@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from connector_runtime.observe.stats import ConnectorStats
@@ -77,20 +78,11 @@ class PullRunner:
         backoff = INITIAL_BACKOFF
         name = self.connector
         while True:
-            checkpoint = await self.spool.aread(lambda conn: checkpoints.read(conn, name))
-            ctx = PullContext(
-                connector=name,
-                config=self.context.config,
-                default_source=self.context.default_source,
-                ingest=self.context.ingest,
-                checkpoint=checkpoint,
-                status=self.context.status,
-                log=self.log,
-            )
             self.stats.pull_state = "running"
             started = time.monotonic()
             try:
-                await self.task(ctx)
+                checkpoint = await self.spool.aread(lambda conn: checkpoints.read(conn, name))
+                await self.task(replace(self.context, checkpoint=checkpoint, log=self.log))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
