@@ -409,4 +409,4 @@ def test_the_readme_gives_the_commands_the_start_up_error_names():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for action in ("check", "repair"):
         assert f"connector-runtime spool {action} --data-dir data " in readme
-    assert "spool check|repair --data-dir D [--json]" in readme
+    assert "spool check|repair [--data-dir D] [--json]" in readme
