@@ -8,6 +8,7 @@ the scaffold's templates and the docs import from here (and from ``connector_run
 """
 
 from connector_runtime._version import __version__
+from connector_runtime.config.checks import parse_duration
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.config.model import ComponentSpec, ConnectorSpec
 from connector_runtime.errors import (
@@ -36,6 +37,9 @@ from connector_runtime.records import (
     EventPredicate,
     EventTransform,
     Outcome,
+    PullContext,
+    PullStatus,
+    PullTask,
     Route,
     SendResult,
     SourceContext,
@@ -67,6 +71,9 @@ __all__ = [
     "ManifestError",
     "Outcome",
     "PluginError",
+    "PullContext",
+    "PullStatus",
+    "PullTask",
     "RequestRejected",
     "Route",
     "SendResult",
@@ -92,6 +99,7 @@ __all__ = [
     "load_manifest",
     "make_event",
     "media_type",
+    "parse_duration",
     "to_batch",
     "to_binary",
     "to_structured",

@@ -50,6 +50,7 @@ from cloudevents.core.v1.event import CloudEvent
 from connector_runtime.cli import commands as cli
 from connector_runtime.config.manifest import load_manifest
 from connector_runtime.config.secrets import is_secret_schema, secret_paths, values_at
+from connector_runtime.conformance_pull import PullConformance
 from connector_runtime.errors import ManifestError
 from connector_runtime.plugins import Registry, build_registry
 from connector_runtime.testing import (
@@ -63,7 +64,7 @@ from connector_runtime.testing import (
     write_manifest,
 )
 
-__all__ = ["CONNECTOR", "SourceConformance", "marks_secret"]
+__all__ = ["CONNECTOR", "PullConformance", "SourceConformance", "marks_secret"]
 
 CONNECTOR = "conformance"
 """The name of the connector every check creates (its webhook path is ``/conformance``)."""

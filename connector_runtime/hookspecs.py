@@ -32,7 +32,13 @@ def register_source_types(register: Callable[[SourceType], None]) -> None:
 
     :param register: call it once per :class:`~connector_runtime.records.SourceType` the
         plugin provides. A name already taken by another plugin is reported as a conflict
-        and the second registration ignored.
+        and the second registration ignored. A source type is a webhook source (its
+        ``routes``), a *pull source* (its ``pull``: a task the runtime starts per connector
+        with the last committed checkpoint, cancels on SIGTERM and restarts with backoff
+        when it raises; its ``ctx.ingest.submit(events, checkpoint=...)`` commits events
+        and checkpoint in one spool transaction; ``ack: durable`` and the local spool only;
+        :attr:`~connector_runtime.records.SourceType.pull` has the exact semantics), or
+        both.
     :return: nothing; the return value is ignored.
     """
 

@@ -9,7 +9,7 @@ A plugin registers :class:`SourceType` and :class:`TargetType` records through t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,12 +44,18 @@ class Outcome:
 class Ingest(Protocol):
     """The runtime's entry point for a source's events (one per connector)."""
 
-    async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
+    async def submit(
+        self, events: Sequence[Event], *, request_id: str = "", checkpoint: str | None = None
+    ) -> Outcome:
         """Filter, dedupe and hand over ``events`` as one unit, per the connector's ack policy.
 
         Returns when the events are as safe as the policy promises; raises
         :class:`~connector_runtime.errors.Unavailable` when they could not be taken (the
         handler answers 503 with Retry-After, and nothing of the request was acknowledged).
+
+        ``checkpoint`` (pull sources only, see :class:`PullContext`): an opaque string
+        committed in the same spool transaction as ``events``, also when every one of them
+        was filtered out or a duplicate. Either both are committed or neither is.
         """
         ...
 
@@ -66,6 +72,40 @@ class SourceContext:
     log: logging.Logger
     guard: RequestGuard | None = None
     """Access, admission control and counters; ``SourceHandler`` applies it."""
+
+
+class PullStatus(Protocol):
+    """How a pull source reports its health (readiness and metrics)."""
+
+    def problem(self, kind: str, reason: str) -> None:
+        """The source cannot make progress now: ``reason`` (one line, no secret) becomes a
+        ``/readyz`` reason (``connector <name>: <reason>``) and is logged when it changes;
+        ``connector_runtime_pull_errors_total{kind=...}`` counts one. ``kind`` is a short
+        label value (``auth``, ``rate_limited``, ``unavailable``, ...)."""
+        ...
+
+    def ok(self) -> None:
+        """The source made progress: its ``/readyz`` reason, if any, is cleared."""
+        ...
+
+
+@dataclass(frozen=True)
+class PullContext:
+    """What a pull source's task runs with (see :attr:`SourceType.pull`)."""
+
+    connector: str
+    config: Mapping[str, Any]
+    default_source: str
+    ingest: Ingest
+    """Hand events over with ``await ingest.submit(events, checkpoint=...)``."""
+    checkpoint: str | None
+    """The last checkpoint committed for this connector, ``None`` before the first one."""
+    status: PullStatus
+    log: logging.Logger
+
+
+PullTask = Callable[[PullContext], Awaitable[None]]
+"""A pull source's long-running task; :attr:`SourceType.pull` documents its contract."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +125,26 @@ class SourceType:
     parse_offline: Callable[[bytes, SourceContext], Sequence[Event]] | None = None
     """Optional: turn a delivery body into events without a request (``filter test``);
     raise ``ValueError`` with a one-line reason for a body the source would refuse."""
+    pull: PullTask | None = None
+    """Optional: a *pull source*, a coroutine function the runtime runs as one task per
+    connector (``routes`` may then return ``[]``).
+
+    - Started once the spool is open and the connector's delivery runs, with a
+      :class:`PullContext` whose ``checkpoint`` is the last one committed.
+    - It fetches events and hands them over with ``await ctx.ingest.submit(events,
+      checkpoint=c)``: the events and ``c`` are committed in one spool transaction, so a
+      restart (also after ``kill -9``) resumes right after the last committed batch. On
+      :class:`~connector_runtime.errors.Unavailable` nothing was committed: wait
+      ``retry_after`` and submit the same batch again.
+    - Cancelled (``asyncio.CancelledError``) when the runtime stops, before the spool
+      closes; a cancelled submit committed all or nothing.
+    - When it raises, the runtime logs the error, counts a restart and runs it again with
+      a fresh context after a backoff (1 s doubling to 60 s; back to 1 s once it ran a
+      minute). Returning ends it for good (state ``stopped``).
+    - Pull sources require ``delivery.ack: durable`` and the local spool: ``validate``
+      refuses ``received`` and ``delivered`` (no transaction holds the checkpoint) and
+      ``delivery.spool: nats``.
+    """
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
+from connector_runtime.sources.pull import PullRunner, make_context
 from connector_runtime.spool import seen
 from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.spool.store import Spool, default_data_dir
@@ -74,14 +75,16 @@ class ConnectorRuntime:
     dispatcher: Dispatcher | None = None
     rate: DrainRate = field(default_factory=DrainRate)
     routes: list[Route] = field(default_factory=list)
+    pull: PullRunner | None = None
 
     @property
     def base_path(self) -> str:
         return "/" + self.spec.name
 
     def refusing(self) -> str | None:
-        """Why this connector's hand-off would refuse events now (readiness)."""
-        return self.handoff.refusing()
+        """Why this connector's hand-off would refuse events now, or its pull source
+        cannot make progress (readiness)."""
+        return self.handoff.refusing() or self.stats.pull_problem
 
 
 @dataclass
@@ -107,6 +110,13 @@ class Needs:
     stats: ConnectorStats
     log: logging.Logger
 
+    @property
+    def dedupe_key(self) -> str:
+        """Whose dedupe window: the connector's own, or its ``dedupe.scope``'s (a name no
+        connector can have, as connector names have no colon)."""
+        scope = self.spec.delivery.dedupe_scope
+        return f"scope:{scope}" if scope else self.spec.name
+
     def dispatcher(self, queue: BatchQueue) -> Dispatcher:
         d = self.spec.delivery
         return Dispatcher(
@@ -121,7 +131,9 @@ async def durable(n: Needs) -> Parts:
     await asyncio.to_thread(queue.load_depth)
     dispatcher = n.dispatcher(queue)
     dedupe = d.dedupe_max_entries > 0  # looked up inside the spool's append
-    handoff = DurableHandoff(n.spool, queue, Quota(d), rate, dispatcher.wake, dedupe=dedupe)
+    handoff = DurableHandoff(
+        n.spool, queue, Quota(d), rate, dispatcher.wake, dedupe=dedupe, dedupe_key=n.dedupe_key
+    )
     return Parts(handoff, rate, queue, dispatcher)
 
 
@@ -132,7 +144,7 @@ async def received(n: Needs) -> Parts:
     dispatcher = n.dispatcher(queue)
     quota = Quota(d, MEMORY_QUEUE_DEFAULT_EVENTS)
     handoff = ReceivedHandoff(queue, quota, rate, dispatcher.wake)
-    dedupe = SpoolDedupe(n.spool, n.spec.name, wait=False) if d.dedupe_max_entries else None
+    dedupe = SpoolDedupe(n.spool, n.dedupe_key, wait=False) if d.dedupe_max_entries else None
     return Parts(handoff, rate, queue, dispatcher, dedupe)
 
 
@@ -141,7 +153,7 @@ async def delivered(n: Needs) -> Parts:
     d, name = n.spec.delivery, n.spec.name
     dead = SpoolDeadLetter(n.spool, name)
     handoff = DeliveredHandoff(n.target, d.timeout, n.stats, n.log, dead)
-    dedupe = SpoolDedupe(n.spool, name) if d.dedupe_max_entries else None
+    dedupe = SpoolDedupe(n.spool, n.dedupe_key) if d.dedupe_max_entries else None
     return Parts(handoff, DrainRate(), dedupe=dedupe)
 
 
@@ -181,6 +193,8 @@ class Runtime:
         self.dead_letters: dict[str, int] = {}
         """Dead letters stored now per connector, as last counted (:meth:`count_dead_letters`)."""
         self._dead_counted: tuple[float, int] | None = None
+        self.run_pulls = True
+        """Start pull sources' tasks (under ``--workers``, worker 0 alone runs them)."""
 
     async def start(self) -> None:
         self.spool = await asyncio.to_thread(Spool, self.data_dir / "spool.db")
@@ -189,6 +203,10 @@ class Runtime:
         for c in self.connectors:
             if c.dispatcher is not None:
                 c.dispatcher.start()
+        for c in self.connectors:
+            if c.pull is not None and self.run_pulls:
+                await c.pull.prepare()
+                c.pull.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
 
     async def _build(self, spec: ConnectorSpec, spool: Spool) -> ConnectorRuntime:
@@ -233,6 +251,12 @@ class Runtime:
             ),
         )
         routes = list(source_type.routes(ctx))
+        pull = None
+        if source_type.pull is not None:
+            pctx = make_context(
+                spec.name, spec.source.config, ctx.default_source, pipeline, stats, clog
+            )
+            pull = PullRunner(spec.name, source_type.pull, pctx, spool, stats, clog)
         return ConnectorRuntime(
             spec,
             target,
@@ -243,6 +267,7 @@ class Runtime:
             parts.dispatcher,
             parts.rate,
             routes,
+            pull,
         )
 
     def readiness(self) -> list[str]:
@@ -319,6 +344,9 @@ class Runtime:
         self.accepting = False
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        for c in self.connectors:  # before the spool closes: a submit commits all or nothing
+            if c.pull is not None:
+                await c.pull.stop()
         for c in self.connectors:
             if c.dispatcher is not None:
                 await c.dispatcher.stop()

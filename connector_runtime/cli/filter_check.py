@@ -27,7 +27,9 @@ RUNTIME_FILTERS = "connector_runtime.filters.builtin"
 
 
 class _NoIngest:
-    async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
+    async def submit(
+        self, events: Sequence[Event], *, request_id: str = "", checkpoint: str | None = None
+    ) -> Outcome:
         raise ConnectorRuntimeError("filter test does not deliver")
 
 

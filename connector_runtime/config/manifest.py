@@ -234,6 +234,21 @@ class _DocumentReader:
             self.problem(path, message)
         if spool_problems:
             return None
+        if self.registry.source_types[spec["source"]["type"]].pull is not None:
+            if delivery.get("spool", "local") == "nats":
+                self.problem(
+                    "spec.delivery.spool",
+                    f"source type {spec['source']['type']!r} pulls with a checkpoint, which"
+                    " only the local spool commits with its events: remove spool: nats",
+                )
+                return None
+            if delivery.get("ack", "durable") != "durable":
+                self.problem(
+                    "spec.delivery.ack",
+                    f"source type {spec['source']['type']!r} pulls with a checkpoint, which"
+                    f" only ack: durable commits with its events (not {delivery['ack']!r})",
+                )
+                return None
         return ConnectorSpec(
             name=self.name,
             file=self.file,
@@ -272,6 +287,7 @@ def _delivery_spec(raw: Mapping[str, Any], connector: str = "") -> DeliverySpec:
         max_bytes=quota.get("maxBytes"),
         dedupe_window=parse_duration(dedupe.get("window", defaults.dedupe_window)),
         dedupe_max_entries=dedupe.get("maxEntries", defaults.dedupe_max_entries),
+        dedupe_scope=dedupe.get("scope"),
         spool=raw.get("spool", defaults.spool),
         nats=nats_config.spool_spec(raw["nats"], connector) if "nats" in raw else None,
     )

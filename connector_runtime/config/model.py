@@ -60,6 +60,8 @@ class DeliverySpec:
     max_bytes: int | None = None
     dedupe_window: float = DEFAULT_DEDUPE_WINDOW
     dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES
+    dedupe_scope: str | None = None
+    """``dedupe.scope``: connectors of one scope share their dedupe window."""
     spool: str = "local"
     nats: NatsSpoolSpec | None = None
     """Set exactly when ``spool`` is ``nats``."""

@@ -19,6 +19,7 @@ from connector_runtime.errors import SpoolError, Unavailable
 from connector_runtime.events import Event
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Target
+from connector_runtime.spool import checkpoints
 from connector_runtime.spool.payloads import event_size, events_size
 from connector_runtime.spool.queues import MemoryQueue, SpoolQueue
 from connector_runtime.spool.store import Spool
@@ -81,8 +82,10 @@ class DurableHandoff:
         rate: DrainRate,
         wake: asyncio.Event,
         dedupe: bool = True,
+        dedupe_key: str | None = None,
     ) -> None:
         self.spool = spool
+        self.dedupe_key = dedupe_key
         self.queue = queue
         self.quota = quota
         self.rate = rate
@@ -94,6 +97,14 @@ class DurableHandoff:
         return self.quota.over(self.queue.pending_events, self.queue.pending_bytes, full=True)
 
     async def take(self, events: list[Event], request_id: str) -> int:
+        return await self._append(events, None)
+
+    async def take_checkpointed(self, events: list[Event], checkpoint: str) -> int:
+        """:meth:`take` for a pull source: ``checkpoint`` is committed in the same
+        transaction as ``events`` (also when there are none)."""
+        return await self._append(events, checkpoint)
+
+    async def _append(self, events: list[Event], checkpoint: str | None) -> int:
         size = events_size(events)
         why = self.quota.over(
             self.queue.pending_events + len(events), self.queue.pending_bytes + size
@@ -101,7 +112,11 @@ class DurableHandoff:
         if why is not None:
             excess = self.queue.pending_events - (self.quota.max_events or 0) + len(events)
             raise Unavailable(why, self.rate.retry_after(max(excess, len(events))))
-        job = self.spool.append_job(self.queue.connector, events, dedupe=self.dedupe)
+        job = self.spool.append_job(
+            self.queue.connector, events, dedupe=self.dedupe, dedupe_key=self.dedupe_key
+        )
+        if checkpoint is not None:
+            job = checkpoints.with_checkpoint(job, self.queue.connector, checkpoint)
         try:
             appended = await self.spool.run(job)
         except SpoolError as exc:

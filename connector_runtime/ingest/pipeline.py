@@ -77,7 +77,9 @@ class Pipeline:
         self.tap: Tap | None = None
         """Set while a tap client watches this connector (:mod:`connector_runtime.observe.tap`)."""
 
-    async def submit(self, events: Sequence[Event], *, request_id: str = "") -> Outcome:
+    async def submit(
+        self, events: Sequence[Event], *, request_id: str = "", checkpoint: str | None = None
+    ) -> Outcome:
         stats = self.stats
         stats.requests += 1
         stats.received += len(events)
@@ -90,10 +92,15 @@ class Pipeline:
         try:
             if self.dedupe is not None:
                 passed, duplicates = await self.dedupe.split(passed)
-            if passed:
+            if checkpoint is not None:  # a pull source's batch: committed even when empty
+                take = getattr(self.handoff, "take_checkpointed", None)
+                if take is None:
+                    raise TypeError(f"connector {self.name}: its ack policy keeps no checkpoint")
+                duplicates += await take(passed, checkpoint)
+            elif passed:
                 duplicates += await self.handoff.take(passed, request_id)
-                if self.dedupe is not None:
-                    await self.dedupe.remember([e.id for e in passed])
+            if passed and self.dedupe is not None:
+                await self.dedupe.remember([e.id for e in passed])
         except BaseException:  # Unavailable (503), or the request failed: nothing acknowledged
             stats.refused += len(events)
             raise

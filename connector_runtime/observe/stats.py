@@ -34,5 +34,12 @@ class ConnectorStats:
     bytes_in_flight: int = 0
     requests_in_flight: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    pull_state: str = ""
+    """A pull source's task: ``running``, ``backoff``, ``stopped`` ("" for webhook sources)."""
+    pull_problem: str | None = None
+    """Why a pull source cannot make progress now (``/readyz``), or None."""
+    pull_restarts: int = 0
+    pull_errors: Counter[str] = field(default_factory=Counter)
+    """Problems a pull source reported, by kind (``auth``, ``rate_limited``, ...)."""
     observe_request: Callable[[float], None] = lambda seconds: None
     observe_delivery: Callable[[float], None] = lambda seconds: None

@@ -112,6 +112,7 @@ def _server(app: tornado.web.Application, spec: RuntimeSpec, **kwargs: Any) -> T
 async def serve(manifest: Manifest, registry: Registry, options: ServeOptions) -> int:
     """Run the runtime until SIGINT/SIGTERM; return the exit code."""
     runtime = Runtime(manifest, registry, options.shard_dir)
+    runtime.run_pulls = options.worker_index in (None, 0)  # one puller per connector
     await runtime.start()
     spec, admin = manifest.runtime, manifest.runtime.admin
     limit = max(

@@ -307,9 +307,16 @@ class Spool:
     # -- jobs (run inside the writer's transaction) -----------------------------------
 
     def append_job(
-        self, connector: str, events: Sequence[Event], dedupe: bool, now: float | None = None
+        self,
+        connector: str,
+        events: Sequence[Event],
+        dedupe: bool,
+        now: float | None = None,
+        dedupe_key: str | None = None,
     ) -> Job:
-        """A job that stores the events not seen before; returns :class:`Appended`."""
+        """A job that stores the events not seen before; returns :class:`Appended`.
+        ``dedupe_key``: the dedupe window's key when it is not the connector's own."""
+        seen_key = dedupe_key or connector
 
         def job(conn: sqlite3.Connection) -> Appended:
             if self._watch.refusal is not None:
@@ -318,7 +325,7 @@ class Spool:
             fresh = list(events)
             if dedupe:
                 ids = ids_of(fresh)
-                new = seen.insert_new(conn, connector, ids)
+                new = seen.insert_new(conn, seen_key, ids)
                 if len(new) < len(fresh):
                     fresh = seen.first_of_each(fresh, set(ids) - new)
             size = 0

@@ -40,7 +40,7 @@ PROJECTS = {
     ),
 }
 PLUGINS = ("connector-runtime-auth0", "connector-runtime-webhook")
-PYTEST_ONLY = {"testing.py", "conformance.py"}
+PYTEST_ONLY = {"testing.py", "conformance.py", "conformance_pull.py"}
 """Runtime modules only pytest loads (the kit's pytest11 entry point): they may import pytest."""
 
 

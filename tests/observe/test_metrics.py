@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from fnmatch import fnmatch
 from importlib import metadata
@@ -50,10 +51,32 @@ def total(families: list[Any], sample: str, **labels: str) -> float:
     )
 
 
+PULL_PLUGIN = """
+import asyncio
+from connector_runtime import SourceType, hookimpl
+
+async def pull(ctx):
+    ctx.status.problem("auth", "credentials refused")
+    ctx.status.ok()
+    await ctx.ingest.submit([], checkpoint="1")
+    await asyncio.Event().wait()
+
+@hookimpl
+def register_source_types(register):
+    register(SourceType(name="metrics-pull", config_schema={"type": "object"},
+                        routes=lambda ctx: [], pull=pull))
+"""
+
+
 @pytest.fixture
-def busy(runtime_factory: Factory, recording_target: RecordingTarget) -> RunningRuntime:
+def busy(
+    runtime_factory: Factory, recording_target: RecordingTarget, throwaway_plugin
+) -> RunningRuntime:
     """A runtime whose connector ``p1`` (ack: delivered, only type ``s``) saw every outcome:
-    accepted, filtered, duplicate, refused (target down: 503), a dead letter, a 400 body."""
+    accepted, filtered, duplicate, refused (target down: 503), a dead letter, a 400 body;
+    and a pull connector ``pull1`` that reported a problem and recovered."""
+    throwaway_plugin("cr_metrics_pull", PULL_PLUGIN)
+    pull = connector_doc("pull1", "metrics-pull", {}, {"type": "stdout"})
     doc = connector_doc(
         "p1",
         "auth0",
@@ -61,7 +84,7 @@ def busy(runtime_factory: Factory, recording_target: RecordingTarget) -> Running
         {"type": "http", "config": {"url": recording_target.url, "mode": "binary"}},
         {"ack": "delivered"},
     )
-    rt = runtime_factory([doc])
+    rt = runtime_factory([doc, pull])
     url = rt.connector_url("p1")
     records = [record("a", "s"), record("b", "s"), record("c", "f"), record("a", "s")]
     assert post(url, jsonl(records)).status == 200  # 2 accepted, 1 filtered, 1 duplicate
@@ -71,6 +94,10 @@ def busy(runtime_factory: Factory, recording_target: RecordingTarget) -> Running
     recording_target.respond = lambda e: 400 if e.id == "g" else 200
     assert post(url, jsonl([record("f", "s"), record("g", "s")])).status == 200
     assert post(url, b"{not json").status == 400
+    for _ in range(200):  # the pull task runs on its own: wait until it reported
+        if any(f.name == "connector_runtime_pull_errors" and f.samples for f in scrape(rt)):
+            break
+        time.sleep(0.05)
     return rt
 
 

@@ -1,11 +1,13 @@
-"""The ``auth0`` source type: Auth0 Custom Webhook log streams as CloudEvents.
+"""The ``auth0`` and ``auth0-logs`` source types: Auth0 logs as CloudEvents.
 
 Installed as its own distribution (``connector-runtime-auth0``), found by the runtime through
-the entry point ``auth0`` in the group ``connector_runtime``. It implements two hooks:
+the entry point ``auth0`` in the group ``connector_runtime``. It implements three hooks:
 
-- ``register_source_types``: the ``auth0`` source type (config schema, routes, checks);
-- ``event_filter``: for ``auth0`` connectors whose config lists ``events``, a predicate that
-  keeps events whose type code or filter category is listed;
+- ``register_source_types``: the ``auth0`` source type (a Custom Webhook log stream: config
+  schema, routes, checks) and the ``auth0-logs`` pull source (the Management API's logs by
+  checkpoint, :mod:`connector_runtime_auth0.puller`), mapped to the same CloudEvents;
+- ``event_filter``: for connectors of either type whose config lists ``events``, a
+  predicate that keeps events whose type code or filter category is listed;
 - ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
   transforms (:mod:`.pii`), built from the runtime's own operations.
 """
@@ -25,18 +27,23 @@ from connector_runtime import (
     SourceType,
     build_transform,
     hookimpl,
+    parse_duration,
 )
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
+from connector_runtime_auth0.logs_api import start_checkpoint
 from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_event
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
 from connector_runtime_auth0.pii import PRESETS, expand
+from connector_runtime_auth0.puller import pull
 
 __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
     "FORMATS",
+    "LOGS_CONFIG_SCHEMA",
+    "LOGS_SOURCE_TYPE",
     "PRESETS",
     "SOURCE_TYPE",
     "Auth0Handler",
@@ -54,9 +61,13 @@ __all__ = [
 ]
 
 NAME: Final = "auth0"
+LOGS_NAME: Final = "auth0-logs"
 
 CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("config.schema.json").read_text(encoding="utf-8")
+)
+LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
+    files(__package__).joinpath("logs.schema.json").read_text(encoding="utf-8")
 )
 
 
@@ -74,6 +85,22 @@ def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
     return problems
 
 
+def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
+    problems = list(check_config(config))
+    try:
+        start_checkpoint(config.get("startFrom", "now"))
+    except ValueError as exc:
+        problems.append(("startFrom", str(exc)))
+    for key in ("pollInterval", "settle", "requestTimeout"):
+        if key in config:
+            try:
+                parse_duration(config[key])
+            except ValueError as exc:
+                problems.append((key, str(exc)))
+    return problems
+
+
 SOURCE_TYPE: Final = SourceType(
     name=NAME,
     config_schema=CONFIG_SCHEMA,
@@ -81,6 +108,15 @@ SOURCE_TYPE: Final = SourceType(
     description="Auth0 log streams (Custom Webhook): one CloudEvent per log record",
     check_config=check_config,
     parse_offline=parse_offline,
+)
+
+LOGS_SOURCE_TYPE: Final = SourceType(
+    name=LOGS_NAME,
+    config_schema=LOGS_CONFIG_SCHEMA,
+    routes=lambda ctx: [],
+    description="Auth0 logs pulled from the Management API by checkpoint (no public endpoint)",
+    check_config=check_logs_config,
+    pull=pull,
 )
 
 
@@ -103,14 +139,16 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
 
 @hookimpl
 def register_source_types(register: Callable[[SourceType], None]) -> None:
-    """Contribute the ``auth0`` source type."""
+    """Contribute the ``auth0`` and ``auth0-logs`` source types."""
     register(SOURCE_TYPE)
+    register(LOGS_SOURCE_TYPE)
 
 
 @hookimpl
 def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
-    """The ``events`` filter of an ``auth0`` connector; ``None`` for any other connector."""
-    if connector.source.type != NAME:
+    """The ``events`` filter of an ``auth0`` or ``auth0-logs`` connector; ``None`` for any
+    other connector."""
+    if connector.source.type not in (NAME, LOGS_NAME):
         return None
     names = connector.source.config.get("events")
     if not names:

@@ -11,7 +11,9 @@ Every tenant, person, address and id here is made up. Two ways to build records:
   :func:`as_array` and :func:`as_object`; for checking that ``data`` is handed through byte
   for byte.
 
-Nothing here needs pytest or a running runtime.
+Nothing here needs pytest or a running runtime. :class:`FakeTenant`, a fake Auth0 tenant
+serving ``/oauth/token`` and ``/api/v2/logs`` on a loopback port,, lives beside
+this module in :mod:`connector_runtime_auth0.fake_tenant` (it needs the runtime's test kit).
 """
 
 from __future__ import annotations

@@ -3,10 +3,13 @@ and the conformance suite every source type should pass."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from connector_runtime.conformance import SourceConformance
+from connector_runtime.conformance import PullConformance, SourceConformance
 from connector_runtime.testing import connector_doc, post
+
+from connector_runtime_auth0.fake_tenant import FakeTenant
 
 TOKEN = "kit-test-token-1234"
 LINES = (
@@ -52,3 +55,33 @@ class TestConformance(SourceConformance):
             (b"[1]", {}),
             (LINES, {"Content-Type": "image/gif"}),
         ]
+
+
+class TestLogsConformance(PullConformance):
+    """The auth0-logs pull source against the kit's fake tenant."""
+
+    source_type = "auth0-logs"
+
+    def start_source(self, loop):
+        self.tenant = FakeTenant(loop, rate=20, burst=20).start()
+        self.tenant.add_records(120)
+
+    def stop_source(self):
+        self.tenant.stop()
+
+    def config(self):
+        return {
+            "domain": self.tenant.url,
+            "clientId": self.tenant.client_id,
+            "clientSecret": self.tenant.client_secret,
+            "startFrom": "earliest",
+            "requestsPerSecond": 20,
+            "take": 50,
+            "pollInterval": "100ms",
+        }
+
+    def expected_events(self):
+        return len(self.tenant.records)
+
+    def add_more(self):
+        return len(self.tenant.add_records(7, start=datetime.now(UTC) - timedelta(minutes=1)))

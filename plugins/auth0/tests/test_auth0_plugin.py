@@ -72,7 +72,13 @@ def event(code, category=None):
 def test_register_source_types():
     registered: list[SourceType] = []
     plugin_manager().hook.register_source_types(register=registered.append)
-    [source_type] = registered
+    source_type, logs = registered
+    assert (logs.name, logs.pull is not None, list(logs.routes(context()))) == (
+        "auth0-logs",
+        True,
+        [],
+    )
+    assert logs.config_schema["properties"]["clientSecret"]["x-secret"] is True
     assert source_type.name == "auth0"
     assert source_type.config_schema is SCHEMA
     assert source_type.description

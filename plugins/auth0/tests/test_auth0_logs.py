@@ -1,0 +1,214 @@
+"""The ``auth0-logs`` pull source against the fake tenant, over real sockets: backfill
+exactly once within the rate, the same CloudEvents as the webhook source, and 429s,
+expired and revoked tokens, 5xx and timeouts without a skipped record."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from connector_runtime import ManifestError, build_registry, load_manifest
+from connector_runtime.testing import (
+    LoopThread,
+    RecordingTarget,
+    RunningRuntime,
+    connector_doc,
+    post,
+    write_manifest,
+)
+
+from connector_runtime_auth0.fake_tenant import FakeTenant
+from connector_runtime_auth0.logs_api import start_checkpoint, written_at
+
+
+@pytest.fixture
+def tenant(cr_loop: LoopThread) -> Iterator[FakeTenant]:
+    t = FakeTenant(cr_loop, rate=20, burst=20).start()
+    yield t
+    t.stop()
+
+
+def logs_doc(tenant: FakeTenant, target_url: str, **config: Any) -> dict[str, Any]:
+    cfg = {
+        "domain": tenant.url,
+        "clientId": tenant.client_id,
+        "clientSecret": tenant.client_secret,
+        "startFrom": "earliest",
+        "pollInterval": "200ms",
+        "requestTimeout": "2s",
+        **config,
+    }
+    return connector_doc(
+        "logs", "auth0-logs", cfg, {"type": "http", "config": {"url": target_url, "mode": "batch"}}
+    )
+
+
+def readyz(rt: RunningRuntime) -> tuple[int, list[str]]:
+    try:
+        with urllib.request.urlopen(rt.url + "/readyz", timeout=10) as r:
+            return r.status, json.loads(r.read())["reasons"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())["reasons"]
+
+
+def metric(rt: RunningRuntime, line_start: str) -> float:
+    text = post(rt.url + "/metrics", method="GET").body.decode()
+    found = [ln for ln in text.splitlines() if ln.startswith(line_start)]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_backfill_from_earliest_delivers_each_record_once_within_the_rate(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    ids = tenant.add_records(3000)
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=10)])
+    recording_target.wait_for(3000, timeout=60)
+    assert sorted(recording_target.ids) == sorted(ids)
+    assert tenant.max_requests_per_second() <= 10
+    assert all(r.status == 200 for r in tenant.requests)
+    assert tenant.token_requests == 1
+    # caught up: more records are picked up by the next polls, nothing is sent twice
+    more = tenant.add_records(5, start=datetime.now(UTC) - timedelta(minutes=1))
+    recording_target.wait_for(3005)
+    assert sorted(recording_target.ids) == sorted(ids + more)
+    assert readyz(rt) == (200, [])
+
+
+def test_pulled_events_are_those_of_the_webhook_source(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    [log_id] = tenant.add_records(1)
+    raw = tenant.records[0][2]
+    source = {"source": "https://example.eu.auth0.com/"}
+    hook = connector_doc(
+        "hook",
+        "auth0",
+        source,
+        {"type": "http", "config": {"url": recording_target.url, "mode": "structured"}},
+    )
+    pulled = logs_doc(tenant, recording_target.url, **source)
+    pulled["spec"]["target"]["config"]["mode"] = "structured"
+    rt = runtime_factory([hook, pulled])
+    body = json.dumps({"log_id": log_id, "data": "DATA"}).encode().replace(b'"DATA"', raw)
+    assert post(rt.connector_url("hook"), body).status == 200
+    a, b = recording_target.wait_for(2)
+    assert a.body == b.body  # the same structured CloudEvent, byte for byte
+    assert raw in a.body and b"9007199254740993" in a.body
+
+
+def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    tenant.rate = tenant.burst = 2  # a free tenant's limit, exceeded on purpose below
+    ids = tenant.add_records(900)
+    tenant.fail_next(3, 503)
+    tenant.stall_next(1, 3.0)  # longer than requestTimeout: a timeout
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=5, take=50)])
+    assert wait_until(lambda: len(recording_target.events) >= 300)
+    assert metric(rt, 'connector_runtime_pull_errors_total{connector="logs",kind="rate_limited"}')
+    unavailable = 'connector_runtime_pull_errors_total{connector="logs",kind="unavailable"}'
+    assert metric(rt, unavailable) >= 3  # a timeout and 503s
+    tenant.expire_tokens()  # the next request gets 401 and a new token
+    assert wait_until(lambda: tenant.token_requests >= 2)
+    tenant.revoke()  # the secret stops working: a readiness reason, backoff, no spinning
+    assert wait_until(lambda: "client credentials" in str(readyz(rt)[1]))
+    status, reasons = readyz(rt)
+    assert status == 503
+    assert reasons == [
+        "connector logs: Auth0 refused the client credentials of client fake-client-id"
+        " (HTTP 401 access_denied): check clientId, clientSecret and that the application"
+        " may call the Management API"
+    ]
+    asked = tenant.token_requests
+    time.sleep(2.0)  # the auth backoff starts at 5 s: at most one more try in 2 s
+    assert tenant.token_requests <= asked + 1
+    assert metric(rt, 'connector_runtime_pull_errors_total{connector="logs",kind="auth"}') >= 1
+    tenant.restore()
+    recording_target.wait_for(900, timeout=60)
+    assert sorted(recording_target.ids) == sorted(ids)  # none skipped, none twice
+    assert wait_until(lambda: readyz(rt) == (200, []))
+
+
+def test_settle_leaves_the_newest_records_for_later(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    old = tenant.add_records(20, start=datetime.now(UTC) - timedelta(minutes=10))
+    new = tenant.add_records(5, start=datetime.now(UTC))
+    runtime_factory([logs_doc(tenant, recording_target.url, settle="5m")])
+    recording_target.wait_for(20)
+    time.sleep(1.0)  # a few polls: the new ones stay behind
+    assert sorted(recording_target.ids) == sorted(old)
+    assert all(written_at(i) for i in new)
+
+
+def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
+    now = datetime(2026, 12, 7, 16, 0, 0, tzinfo=UTC)
+    assert start_checkpoint("now", now) == "90020261207160000"
+    assert start_checkpoint("2026-12-01T00:00:00Z", now) == "90020261201000000"
+    assert start_checkpoint("earliest", now) == "90020261106160000"
+    lid = "90020261201000000" + "0" * 39
+    assert start_checkpoint(lid, now) == lid
+    for bad in ("yesterday", "12345"):
+        with pytest.raises(ValueError, match="startFrom"):
+            start_checkpoint(bad, now)
+    doc = logs_doc(tenant, "http://127.0.0.1:9", startFrom="yesterday", clientSecret="s3cr3t-x")
+    with pytest.raises(ManifestError) as err:
+        load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
+    assert "spec.source.config.startFrom: startFrom 'yesterday' is neither" in str(err.value)
+    assert "s3cr3t-x" not in str(err.value)
+    doc = logs_doc(tenant, "http://127.0.0.1:9")
+    doc["spec"]["delivery"] = {"ack": "received"}
+    with pytest.raises(ManifestError, match="pulls with a checkpoint"):
+        load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
+
+
+def test_a_shared_dedupe_scope_fills_the_streams_gaps_without_repeats(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    ids = tenant.add_records(300)
+    sink = {"type": "http", "config": {"url": recording_target.url, "mode": "batch"}}
+    shared = {"dedupe": {"scope": "tenant-a"}}
+    hook = connector_doc("hook", "auth0", {}, sink, delivery=shared)
+    rt = runtime_factory([hook])
+    # the stream delivered the first 200 records, then paused: the last 100 never came
+    stream = [(lid, raw) for lid, _, raw in tenant.records[:200]]
+    for i in range(0, 200, 50):
+        body = b"\n".join(
+            b'{"log_id":"' + lid.encode() + b'","data":' + raw + b"}"
+            for lid, raw in stream[i : i + 50]
+        )
+        assert post(rt.connector_url("hook"), body).json()["accepted"] == 50
+    recording_target.wait_for(200)
+    rt.stop()
+    pulled = logs_doc(tenant, recording_target.url)
+    pulled["spec"]["delivery"] = shared
+    data = rt.runtime.data_dir
+    rt2 = runtime_factory([hook, pulled], data_dir=data)
+    recording_target.wait_for(300)
+    assert wait_until(
+        lambda: (
+            metric(rt2, 'connector_runtime_records_total{connector="logs",outcome="duplicate"}')
+            == 200
+        )
+    )
+    got = recording_target.ids
+    assert sorted(got) == sorted(ids)  # every record of the tenant, each once
+    # and a record the stream sends again later is a duplicate for the webhook connector
+    lid, raw = stream[0]
+    again = b'{"log_id":"' + lid.encode() + b'","data":' + raw + b"}\n"
+    assert post(rt2.connector_url("hook"), again).json()["duplicates"] == 1
