@@ -28,18 +28,30 @@ from connector_runtime import (
 )
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
+from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_event
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
 from connector_runtime_auth0.pii import PRESETS, expand
+from connector_runtime_auth0.streams import (
+    EventsHandler,
+    check_events_config,
+    events_routes,
+    keeps,
+    parse_events_offline,
+)
 
 __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
+    "EVENTS_CONFIG_SCHEMA",
+    "EVENTS_SOURCE_TYPE",
+    "EVENT_STREAM_TYPES",
     "FORMATS",
     "PRESETS",
     "SOURCE_TYPE",
     "Auth0Handler",
+    "EventsHandler",
     "ParseError",
     "Record",
     "category_of",
@@ -49,14 +61,21 @@ __all__ = [
     "event_transform",
     "make_predicate",
     "parse_body",
+    "parse_cloudevents",
     "register_source_types",
     "to_event",
 ]
 
 NAME: Final = "auth0"
+EVENTS_NAME: Final = "auth0-events"
 
 CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("config.schema.json").read_text(encoding="utf-8")
+)
+
+
+EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
+    files(__package__).joinpath("events.schema.json").read_text(encoding="utf-8")
 )
 
 
@@ -83,6 +102,15 @@ SOURCE_TYPE: Final = SourceType(
     parse_offline=parse_offline,
 )
 
+EVENTS_SOURCE_TYPE: Final = SourceType(
+    name=EVENTS_NAME,
+    config_schema=EVENTS_CONFIG_SCHEMA,
+    routes=events_routes,
+    description="Auth0 Event Streams (webhook): CloudEvents as Auth0 sends them",
+    check_config=check_events_config,
+    parse_offline=parse_events_offline,
+)
+
 
 def make_predicate(names: Sequence[str]) -> EventPredicate:
     """A predicate keeping events whose code or category is among ``names``.
@@ -103,19 +131,22 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
 
 @hookimpl
 def register_source_types(register: Callable[[SourceType], None]) -> None:
-    """Contribute the ``auth0`` source type."""
+    """Contribute the ``auth0`` and ``auth0-events`` source types."""
     register(SOURCE_TYPE)
+    register(EVENTS_SOURCE_TYPE)
 
 
 @hookimpl
 def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
-    """The ``events`` filter of an ``auth0`` connector; ``None`` for any other connector."""
-    if connector.source.type != NAME:
+    """The ``events`` filter of an ``auth0`` or ``auth0-events`` connector; ``None`` for
+    any other connector."""
+    if connector.source.type not in (NAME, EVENTS_NAME):
         return None
     names = connector.source.config.get("events")
     if not names:
         return None
-    return make_predicate([name for name in names if isinstance(name, str)])
+    listed = [name for name in names if isinstance(name, str)]
+    return keeps(listed) if connector.source.type == EVENTS_NAME else make_predicate(listed)
 
 
 @hookimpl

@@ -72,8 +72,10 @@ def event(code, category=None):
 def test_register_source_types():
     registered: list[SourceType] = []
     plugin_manager().hook.register_source_types(register=registered.append)
-    [source_type] = registered
+    source_type, events_type = registered
     assert source_type.name == "auth0"
+    assert events_type.name == "auth0-events"
+    assert events_type.config_schema is plugin.EVENTS_CONFIG_SCHEMA
     assert source_type.config_schema is SCHEMA
     assert source_type.description
     assert source_type.check_config is plugin.check_config
