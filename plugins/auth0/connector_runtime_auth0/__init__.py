@@ -1,11 +1,14 @@
-"""The ``auth0`` source type: Auth0 Custom Webhook log streams as CloudEvents.
+"""The ``auth0`` source type (Auth0 Custom Webhook log streams as CloudEvents) and the
+``auth0-events`` source type (Auth0 Event Streams webhooks, CloudEvents as sent).
 
 Installed as its own distribution (``connector-runtime-auth0``), found by the runtime through
-the entry point ``auth0`` in the group ``connector_runtime``. It implements two hooks:
+the entry point ``auth0`` in the group ``connector_runtime``. It implements these hooks:
 
-- ``register_source_types``: the ``auth0`` source type (config schema, routes, checks);
+- ``register_source_types``: the ``auth0`` and ``auth0-events`` source types (config
+  schema, routes, checks);
 - ``event_filter``: for ``auth0`` connectors whose config lists ``events``, a predicate that
-  keeps events whose type code or filter category is listed;
+  keeps events whose type code or filter category is listed; for ``auth0-events`` ones,
+  events whose type is listed or in a listed ``family.*``;
 - ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
   transforms (:mod:`.pii`), built from the runtime's own operations.
 """

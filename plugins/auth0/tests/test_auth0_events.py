@@ -169,6 +169,20 @@ def test_the_fake_sender_through_faults_leaves_each_event_once(
         assert b'"data":' + data_text in event.body  # byte for byte
 
 
+def test_a_target_down_under_ack_delivered_is_a_retry_never_a_drop(
+    runtime_factory, recording_target
+):
+    recording_target.status = 503
+    rt = runtime_factory([events_doc(recording_target, ack="delivered")])
+    sender = FakeEventStream.bearer(rt.connector_url("es"), TOKEN, time_scale=0)
+    [delivery] = sender.send([stream_event(1, "group.member.added")])
+    assert delivery.outcome == "failed" and delivery.statuses == [503] * 4
+    assert None not in delivery.retry_after
+    recording_target.status = 200
+    assert [d.outcome for d in sender.redeliver()] == ["delivered"]
+    assert recording_target.ids == [f"evt_{1:022d}"]
+
+
 class TestConformance(SourceConformance):
     source_type = "auth0-events"
     config: ClassVar[dict[str, Any]] = {"token": TOKEN}
