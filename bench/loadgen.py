@@ -11,7 +11,9 @@ Kinds of load:
   ``filter_share`` of them of a type the bench manifest filters out; with ``dup_share``,
   that share of requests re-sends a body that was already acknowledged (a redelivery).
 - ``ce-binary``: one CloudEvent per request in HTTP binary mode (``ce-`` headers, the
-  record's data as body), to measure what the counting target takes.
+  record's data as body), to measure what the counting target takes;
+- ``auth0-events``: one Auth0 Event Streams CloudEvent per request (structured JSON, a
+  ``user.updated`` with a user profile as ``data``), as an event stream webhook sends.
 
 Every request's latency and status are recorded. *Expected* is the number of records that
 were acknowledged (2xx), pass the filter and were not redeliveries: exactly the events the
@@ -249,9 +251,46 @@ class BinaryCELoad:
         pass
 
 
+class EventStreamLoad:
+    """One Auth0 Event Streams CloudEvent per request, structured (``Bearer`` token)."""
+
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        parts = urlsplit(url)
+        self.prefix = run_prefix().decode()[-22:]
+        self.counter = 0
+        lines = [
+            f"POST {parts.path or '/'} HTTP/1.1",
+            f"Host: {parts.netloc}",
+            "User-Agent: auth0-event-stream-bench/1",
+            "Content-Type: application/json",
+        ]
+        if args.token:
+            lines.append(f"Authorization: {args.token}")
+        self.head = ("\r\n".join(lines) + "\r\nContent-Length: %d\r\n\r\n").encode()
+        self.body = (
+            b'{"id":"evt_%s","specversion":"1.0","type":"user.updated",'
+            b'"source":"urn:auth0:bench-tenant.eu.auth0.example","time":"2025-02-01T12:34:56.789Z",'
+            b'"a0tenant":"bench-tenant","a0stream":"est_QmVuY2hTdHJlYW0wMDAwMDE",'
+            b'"data":{"object":{"user_id":"auth0|%s","email":"user%d@example.com",'
+            b'"email_verified":true,"name":"Bench User","nickname":"bench",'
+            b'"identities":[{"connection":"Username-Password-Authentication","provider":"auth0",'
+            b'"isSocial":false}],"created_at":"2025-02-01T12:00:00.000Z",'
+            b'"updated_at":"2025-02-01T12:34:56.789Z","logins_count":42}}}'
+        )
+
+    def next(self) -> tuple[bytes, bytes, int, int, bool]:
+        self.counter += 1
+        ident = f"{self.prefix[:10]}{self.counter:012d}".encode()
+        body = self.body % (ident, ident, self.counter)
+        return self.head % len(body), body, 1, 1, False
+
+    def acked(self, body: bytes, kept: int, redelivery: bool) -> None:
+        pass
+
+
 async def sender(
     conn: Connection,
-    load: Auth0Load | BinaryCELoad,
+    load: Auth0Load | BinaryCELoad | EventStreamLoad,
     pacer: Pacer,
     totals: Totals,
     stop: asyncio.Event,
@@ -309,8 +348,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    load: Auth0Load | BinaryCELoad = (
-        BinaryCELoad(args.url, args) if args.kind == "ce-binary" else Auth0Load(args.url, args)
+    loads = {"ce-binary": BinaryCELoad, "auth0-events": EventStreamLoad}
+    load: Auth0Load | BinaryCELoad | EventStreamLoad = loads.get(args.kind, Auth0Load)(
+        args.url, args
     )
     totals = Totals()
     stop = asyncio.Event()
@@ -368,7 +408,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("url", help="where to POST, e.g. http://127.0.0.1:8080/auth0")
-    p.add_argument("--kind", choices=["auth0", "ce-binary"], default="auth0")
+    p.add_argument("--kind", choices=["auth0", "ce-binary", "auth0-events"], default="auth0")
     p.add_argument("--batch", type=int, default=100, help="records per request (auth0)")
     p.add_argument("--concurrency", type=int, default=16, help="senders (connections)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")

@@ -46,7 +46,10 @@ def test_plugins_marks_the_built_in_types_as_part_of_the_runtime():
         f"connector-runtime {__version__} (built in):"
         " target http, target stdout, target file, target nats"
     )
-    assert "auth0 0.1.0: source auth0, source auth0-logs (connector-runtime-auth0)" in lines
+    assert (
+        "auth0 0.1.0: source auth0, source auth0-logs, source auth0-events (connector-runtime-auth0)"
+        in lines
+    )
     assert "connector_runtime." not in out.stdout  # no internal module names
     data = json.loads(cli("plugins", "--json").stdout)
     [runtime] = [p for p in data["plugins"] if p["builtin"]]

@@ -1,13 +1,16 @@
-"""The ``auth0`` and ``auth0-logs`` source types: Auth0 logs as CloudEvents.
+"""The Auth0 source types: ``auth0`` (Custom Webhook log streams), ``auth0-logs`` (the
+Management API's logs, pulled by checkpoint) and ``auth0-events`` (Event Streams webhooks,
+CloudEvents as sent).
 
 Installed as its own distribution (``connector-runtime-auth0``), found by the runtime through
-the entry point ``auth0`` in the group ``connector_runtime``. It implements three hooks:
+the entry point ``auth0`` in the group ``connector_runtime``. It implements these hooks:
 
-- ``register_source_types``: the ``auth0`` source type (a Custom Webhook log stream: config
-  schema, routes, checks) and the ``auth0-logs`` pull source (the Management API's logs by
-  checkpoint, :mod:`connector_runtime_auth0.puller`), mapped to the same CloudEvents;
-- ``event_filter``: for connectors of either type whose config lists ``events``, a
-  predicate that keeps events whose type code or filter category is listed;
+- ``register_source_types``: the three source types (config schema, routes or the pull
+  task, checks); ``auth0`` and ``auth0-logs`` map records to the same CloudEvents
+  (:mod:`connector_runtime_auth0.puller` for the pull);
+- ``event_filter``: for ``auth0`` and ``auth0-logs`` connectors whose config lists
+  ``events``, a predicate that keeps events whose type code or filter category is listed;
+  for ``auth0-events`` ones, events whose type is listed or in a listed ``family.*``;
 - ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
   transforms (:mod:`.pii`), built from the runtime's own operations.
 """
@@ -31,22 +34,34 @@ from connector_runtime import (
 )
 
 from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
+from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.logs_api import start_checkpoint
 from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_event
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
 from connector_runtime_auth0.pii import PRESETS, expand
 from connector_runtime_auth0.puller import pull
+from connector_runtime_auth0.streams import (
+    EventsHandler,
+    check_events_config,
+    events_routes,
+    keeps,
+    parse_events_offline,
+)
 
 __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
+    "EVENTS_CONFIG_SCHEMA",
+    "EVENTS_SOURCE_TYPE",
+    "EVENT_STREAM_TYPES",
     "FORMATS",
     "LOGS_CONFIG_SCHEMA",
     "LOGS_SOURCE_TYPE",
     "PRESETS",
     "SOURCE_TYPE",
     "Auth0Handler",
+    "EventsHandler",
     "ParseError",
     "Record",
     "category_of",
@@ -56,18 +71,25 @@ __all__ = [
     "event_transform",
     "make_predicate",
     "parse_body",
+    "parse_cloudevents",
     "register_source_types",
     "to_event",
 ]
 
 NAME: Final = "auth0"
 LOGS_NAME: Final = "auth0-logs"
+EVENTS_NAME: Final = "auth0-events"
 
 CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("config.schema.json").read_text(encoding="utf-8")
 )
 LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("logs.schema.json").read_text(encoding="utf-8")
+)
+
+
+EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
+    files(__package__).joinpath("events.schema.json").read_text(encoding="utf-8")
 )
 
 
@@ -119,6 +141,15 @@ LOGS_SOURCE_TYPE: Final = SourceType(
     pull=pull,
 )
 
+EVENTS_SOURCE_TYPE: Final = SourceType(
+    name=EVENTS_NAME,
+    config_schema=EVENTS_CONFIG_SCHEMA,
+    routes=events_routes,
+    description="Auth0 Event Streams (webhook): CloudEvents as Auth0 sends them",
+    check_config=check_events_config,
+    parse_offline=parse_events_offline,
+)
+
 
 def make_predicate(names: Sequence[str]) -> EventPredicate:
     """A predicate keeping events whose code or category is among ``names``.
@@ -139,21 +170,23 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
 
 @hookimpl
 def register_source_types(register: Callable[[SourceType], None]) -> None:
-    """Contribute the ``auth0`` and ``auth0-logs`` source types."""
+    """Contribute the ``auth0``, ``auth0-logs`` and ``auth0-events`` source types."""
     register(SOURCE_TYPE)
     register(LOGS_SOURCE_TYPE)
+    register(EVENTS_SOURCE_TYPE)
 
 
 @hookimpl
 def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
-    """The ``events`` filter of an ``auth0`` or ``auth0-logs`` connector; ``None`` for any
-    other connector."""
-    if connector.source.type not in (NAME, LOGS_NAME):
+    """The ``events`` filter of an ``auth0``, ``auth0-logs`` or ``auth0-events`` connector;
+    ``None`` for any other connector."""
+    if connector.source.type not in (NAME, LOGS_NAME, EVENTS_NAME):
         return None
     names = connector.source.config.get("events")
     if not names:
         return None
-    return make_predicate([name for name in names if isinstance(name, str)])
+    listed = [name for name in names if isinstance(name, str)]
+    return keeps(listed) if connector.source.type == EVENTS_NAME else make_predicate(listed)
 
 
 @hookimpl

@@ -11,19 +11,32 @@ Every tenant, person, address and id here is made up. Two ways to build records:
   :func:`as_array` and :func:`as_object`; for checking that ``data`` is handed through byte
   for byte.
 
+For Auth0 Event Streams: :func:`stream_event` (a CloudEvent as Auth0 sends it, as exact JSON
+text) and :class:`FakeEventStream`, a sender over real sockets that retries, backs off and
+drops like Auth0's webhook delivery does.
+
 Nothing here needs pytest or a running runtime. :class:`FakeTenant`, a fake Auth0 tenant
-serving ``/oauth/token`` and ``/api/v2/logs`` on a loopback port,, lives beside
-this module in :mod:`connector_runtime_auth0.fake_tenant` (it needs the runtime's test kit).
+serving ``/oauth/token`` and ``/api/v2/logs`` on a loopback port, lives beside this module
+in :mod:`connector_runtime_auth0.fake_tenant` (it needs the runtime's test kit).
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BACKOFF",
     "DROP",
     "TENANT",
+    "Delivery",
+    "FakeEventStream",
     "array",
     "as_array",
     "as_lines",
@@ -35,6 +48,7 @@ __all__ = [
     "logs_object",
     "record",
     "sample_batch",
+    "stream_event",
 ]
 
 # -- records as Python objects -----------------------------------------------------------
@@ -200,3 +214,155 @@ def as_array(elements: list[tuple[str, str, bytes]]) -> bytes:
 def as_object(elements: list[tuple[str, str, bytes]]) -> bytes:
     """A JSON Object body of ``elements``: ``{"logs": [...]}``."""
     return b'{"logs":' + as_array(elements) + b"}"
+
+
+# -- Auth0 Event Streams -----------------------------------------------------------------
+
+STREAM_TENANT = "acme-test"
+STREAM_ID = "est_Qm9ndXNTdHJlYW0wMDAwMDE"
+
+
+def stream_event(
+    n: int,
+    event_type: str = "user.created",
+    *,
+    tenant: str = STREAM_TENANT,
+    purpose: str | None = None,
+    spec_key: str = "specversion",
+) -> bytes:
+    """The exact JSON text of one Event Streams CloudEvent, as Auth0 documents it.
+
+    ``n`` makes the id (``evt_`` and 22 letters and digits) and the user; ``purpose="test"``
+    marks a test delivery (``a0purpose``); ``spec_key="spec_version"`` spells the version as
+    one of Auth0's examples does.
+    """
+    event: dict[str, Any] = {
+        "id": f"evt_{n:022d}",
+        spec_key: "1.0",
+        "type": event_type,
+        "source": f"urn:auth0:{tenant}.eu.auth0.com",
+        "time": f"2025-02-01T12:{n // 60 % 60:02d}:{n % 60:02d}.123Z",
+        "a0tenant": tenant,
+        "a0stream": STREAM_ID,
+    }
+    if purpose is not None:
+        event["a0purpose"] = purpose
+    head = json.dumps(event, separators=(",", ":"))[:-1]
+    data = (
+        '{"object":{"user_id":"auth0|' + f"{n:024x}" + '","email":"user' + str(n) + '@example.com",'
+        '"email_verified":false,"logins_count":9007199254740993,"name":"Rowan Bell"}}'
+    )
+    return (head + ',"data":' + data + "}").encode()
+
+
+BACKOFF = (1.0, 2.0, 4.0)
+"""Auth0's waits between the four attempts of one delivery, in seconds."""
+
+
+@dataclass
+class Delivery:
+    """What became of one event: every status answered (0: no answer), and the outcome."""
+
+    body: bytes
+    statuses: list[int] = field(default_factory=list)
+    retry_after: list[str | None] = field(default_factory=list)
+    outcome: str = "pending"
+    """``delivered`` (a 2xx), ``dropped`` (a 4xx: never retried) or ``failed`` (attempts
+    used up: listed for redelivery, as the Management API's failed deliveries are)."""
+
+
+@dataclass
+class FakeEventStream:
+    """An Auth0 Event Streams webhook sender, over real sockets.
+
+    Each event is one POST of ``Content-Type: application/json`` with the stream's
+    ``Authorization`` header; up to ``attempts`` (4) attempts, waiting ``BACKOFF`` times
+    ``time_scale`` between them (0 in tests: the order of events is what matters, not the
+    waits); a 2xx delivers, a 4xx drops the event at once, anything else (a 5xx, no
+    answer) is retried. Deliveries that used up their attempts wait in :attr:`failed`
+    until :meth:`redeliver`. :meth:`send` can repeat and reorder events, as Auth0 may.
+    """
+
+    url: str
+    authorization: str
+    attempts: int = 4
+    time_scale: float = 1.0
+    timeout: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    @classmethod
+    def bearer(cls, url: str, token: str, **options: Any) -> FakeEventStream:
+        return cls(url, f"Bearer {token}", **options)
+
+    @classmethod
+    def basic(cls, url: str, username: str, password: str, **options: Any) -> FakeEventStream:
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        return cls(url, f"Basic {pair}", **options)
+
+    @property
+    def failed(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.outcome == "failed"]
+
+    @property
+    def dropped(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.outcome == "dropped"]
+
+    def send(
+        self,
+        bodies: Sequence[bytes],
+        *,
+        duplicates: Iterable[int] = (),
+        shuffle: int | None = None,
+    ) -> list[Delivery]:
+        """Deliver ``bodies`` one by one; the indexes in ``duplicates`` are sent twice, and
+        ``shuffle`` (a seed) sends them in a random order."""
+        order = list(range(len(bodies))) + list(duplicates)
+        if shuffle is not None:
+            random.Random(shuffle).shuffle(order)  # noqa: S311 (a test order, not a secret)
+        return [self.deliver(bodies[i]) for i in order]
+
+    def deliver(self, body: bytes) -> Delivery:
+        """One event, through its attempts."""
+        delivery = Delivery(body)
+        self.deliveries.append(delivery)
+        self._attempt(delivery)
+        return delivery
+
+    def redeliver(self) -> list[Delivery]:
+        """Send every failed delivery again (the Management API's ``redeliver``)."""
+        again = self.failed
+        for delivery in again:
+            self._attempt(delivery)
+        return again
+
+    def _attempt(self, delivery: Delivery) -> None:
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(BACKOFF[min(attempt, len(BACKOFF)) - 1] * self.time_scale)
+            status, retry_after = self._post(delivery.body)
+            delivery.statuses.append(status)
+            delivery.retry_after.append(retry_after)
+            if 200 <= status < 300:
+                delivery.outcome = "delivered"
+                return
+            if 400 <= status < 500:
+                delivery.outcome = "dropped"
+                return
+        delivery.outcome = "failed"
+
+    def _post(self, body: bytes) -> tuple[int, str | None]:
+        _, _, rest = self.url.partition("://")
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        conn = http.client.HTTPConnection(host, int(port or 80), timeout=self.timeout)
+        headers = {"Content-Type": "application/json", "Authorization": self.authorization}
+        try:
+            conn.request("POST", "/" + path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status, response.getheader("Retry-After")
+        except OSError:
+            return 0, None  # refused, reset, timed out: no answer, so a retry
+        finally:
+            conn.close()

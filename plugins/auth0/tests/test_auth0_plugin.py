@@ -72,7 +72,7 @@ def event(code, category=None):
 def test_register_source_types():
     registered: list[SourceType] = []
     plugin_manager().hook.register_source_types(register=registered.append)
-    source_type, logs = registered
+    source_type, logs, events_type = registered
     assert (logs.name, logs.pull is not None, list(logs.routes(context()))) == (
         "auth0-logs",
         True,
@@ -80,6 +80,8 @@ def test_register_source_types():
     )
     assert logs.config_schema["properties"]["clientSecret"]["x-secret"] is True
     assert source_type.name == "auth0"
+    assert events_type.name == "auth0-events"
+    assert events_type.config_schema is plugin.EVENTS_CONFIG_SCHEMA
     assert source_type.config_schema is SCHEMA
     assert source_type.description
     assert source_type.check_config is plugin.check_config
