@@ -33,7 +33,13 @@ from connector_runtime import (
     parse_duration,
 )
 
-from connector_runtime_auth0.catalogue import CATEGORIES, category_of, closest, is_known
+from connector_runtime_auth0.catalogue import (
+    CATEGORIES,
+    category_of,
+    closest,
+    is_known,
+    unknown_names,
+)
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.logs_api import start_checkpoint
@@ -95,16 +101,8 @@ EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
 
 def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
     """Report ``events`` entries that are neither a known code nor a known category."""
-    problems: list[tuple[str, str]] = []
-    for index, name in enumerate(config.get("events") or ()):
-        if not isinstance(name, str) or is_known(name):
-            continue
-        message = f"unknown event type or category {name!r}"
-        suggestions = closest(name)
-        if suggestions:
-            message += f" (closest: {', '.join(suggestions)})"
-        problems.append((f"events[{index}]", message))
-    return problems
+    events = config.get("events") or ()
+    return unknown_names(events, is_known, closest, "event type or category")
 
 
 def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:

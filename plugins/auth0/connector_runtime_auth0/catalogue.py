@@ -9,7 +9,7 @@ derives the JSON file from the shared event-type list.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
 from types import MappingProxyType
 
@@ -58,3 +58,23 @@ def closest(name: str, limit: int = 3) -> list[str]:
     # names keep difflib's default so that ``login`` is not "close" to ``slo``.
     cutoff = 0.5 if len(name) <= 3 else 0.6
     return difflib.get_close_matches(name, _NAMES, n=limit, cutoff=cutoff)
+
+
+def unknown_names(
+    names: Iterable[object],
+    known: Callable[[str], bool],
+    nearest: Callable[[str], list[str]],
+    what: str,
+) -> list[tuple[str, str]]:
+    """``(events[i], message)`` for each listed name that ``known`` rejects, with the
+    closest known ones; shared by the source types' ``events`` checks."""
+    problems: list[tuple[str, str]] = []
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or known(name):
+            continue
+        message = f"unknown {what} {name!r}"
+        suggestions = nearest(name)
+        if suggestions:
+            message += f" (closest: {', '.join(suggestions)})"
+        problems.append((f"events[{index}]", message))
+    return problems

@@ -27,6 +27,7 @@ from connector_runtime import (
     SourceHandler,
 )
 
+from connector_runtime_auth0.catalogue import unknown_names
 from connector_runtime_auth0.eventstreams import (
     TEST_PURPOSE,
     closest_type,
@@ -164,16 +165,8 @@ def parse_events_offline(body: bytes, ctx: SourceContext) -> Sequence[Event]:
 
 def check_events_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
     """``events`` entries that name no documented type or family, with the closest ones."""
-    problems: list[tuple[str, str]] = []
-    for index, name in enumerate(config.get("events") or ()):
-        if not isinstance(name, str) or is_known_type(name):
-            continue
-        message = f"unknown Event Streams type {name!r}"
-        suggestions = closest_type(name)
-        if suggestions:
-            message += f" (closest: {', '.join(suggestions)})"
-        problems.append((f"events[{index}]", message))
-    return problems
+    events = config.get("events") or ()
+    return unknown_names(events, is_known_type, closest_type, "Event Streams type")
 
 
 def keeps(names: Sequence[str]) -> EventPredicate:
