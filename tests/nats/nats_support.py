@@ -293,6 +293,26 @@ def stream_leader(urls: list[str], stream: str) -> str | None:
     return _run(leader())  # type: ignore[no-any-return]
 
 
+def wait_for_stream_leader(urls: list[str], stream: str, timeout: float = 30) -> str:
+    """Wait until ``stream`` exists and has a leader; return the leader's server name.
+
+    A fresh cluster answers API requests as soon as it has a meta leader, but it places a
+    replicated stream only once every peer has joined ("no suitable peers for placement"
+    until then); whoever creates the stream retries, so the stream appears a little later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            leader = stream_leader(urls, stream)
+        except nats.js.errors.NotFoundError:
+            leader = None
+        if leader:
+            return leader
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stream {stream} has no leader after {timeout}s")
+        time.sleep(0.2)
+
+
 def wait_for_count(
     urls: list[str], stream: str, count: int, timeout: float = 20, settle: float = 0.0
 ) -> int:

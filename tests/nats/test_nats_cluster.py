@@ -23,6 +23,7 @@ from tests.nats.nats_support import (
     stream_leader,
     stream_messages,
     wait_for_count,
+    wait_for_stream_leader,
 )
 
 STREAM = "AUTH0"
@@ -88,7 +89,7 @@ def test_two_replicas_into_an_r3_stream_survive_a_node_kill(cr_loop, tmp_path):
     try:
         replicas = [_replica(cr_loop, tmp_path, name, cluster.urls) for name in ("a", "b")]
         urls = [r.connector_url("tenant") for r in replicas]
-        leader = stream_leader(cluster.urls, STREAM)
+        leader = wait_for_stream_leader(cluster.urls, STREAM)
         victim = next(n for n in cluster.nodes if n.name == leader)
 
         acked: set[str] = set()
