@@ -20,6 +20,13 @@ behaviour names the Auth0 documentation it follows:
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (epoch seconds), headers that every
   answer carries.
   https://auth0.com/docs/troubleshoot/customer-support/operational-policies/rate-limit-policy/management-api-endpoint-rate-limits
+- ``GET /api/v2/log-streams/{id}`` (scope ``read:log_streams``) answers a stream's
+  settings and ``status``: ``active``, ``paused`` (set by a user) or ``suspended`` (set
+  by Auth0 when deliveries kept failing); ``PATCH`` (scope ``update:log_streams``) with
+  ``{"status": "active" | "paused"}`` changes it; a client cannot set ``suspended``. A
+  token without the scope gets 403 ``insufficient_scope``, an unknown id 404.
+  https://auth0.com/docs/api/management/v2/log-streams/get-log-streams-by-id
+  https://auth0.com/docs/api/management/v2/log-streams/patch-log-streams-by-id
 - A log_id begins with ``900`` and the UTC time it was written, ``YYYYMMDDhhmmss``, a
   few seconds after the record's ``date``; the rest of it keeps ids unique and ordered.
 
@@ -43,7 +50,11 @@ import tornado.httpserver
 import tornado.web
 from connector_runtime.testing import LoopThread, free_port
 
-__all__ = ["FakeTenant", "LogRequest", "log_id_at"]
+__all__ = ["FakeLogStream", "FakeTenant", "LogRequest", "log_id_at"]
+
+STREAM_STATUSES = ("active", "paused", "suspended")
+SETTABLE_STATUSES = ("active", "paused")
+"""What a PATCH may set: ``suspended`` is Auth0's own verdict on a failing stream."""
 
 WRITE_DELAY = 2.0
 """Seconds between a record's ``date`` and the time in its log_id (Auth0: a few)."""
@@ -67,6 +78,45 @@ class LogRequest:
 
 
 @dataclass
+class FakeLogStream:
+    """A Custom Webhook log stream of the tenant, as the Management API shows it."""
+
+    id: str
+    endpoint: str
+    """The Payload URL deliveries go to."""
+    authorization: str = ""
+    """The Authorization Token, sent verbatim (no ``Bearer`` added)."""
+    content_format: str = "JSONLINES"
+    """``JSONLINES``, ``JSONARRAY`` or ``JSONOBJECT``."""
+    content_type: str = "application/json"
+    name: str = "custom-webhook"
+    status: str = "active"
+    history: list[tuple[float, str, str]] = field(default_factory=list)
+    """(``time.monotonic()``, status, who set it: ``api`` or ``auth0``), oldest first."""
+
+    def set_status(self, status: str, by: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.history.append((time.monotonic(), status, by))
+
+    def describe(self) -> dict[str, object]:
+        """The stream as ``GET /api/v2/log-streams/{id}`` answers it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "http",
+            "status": self.status,
+            "sink": {
+                "httpEndpoint": self.endpoint,
+                "httpContentFormat": self.content_format,
+                "httpContentType": self.content_type,
+                "httpAuthorization": self.authorization,
+            },
+            "filters": [],
+        }
+
+
+@dataclass
 class FakeTenant:
     """Start with :meth:`start` (on a :class:`~connector_runtime.testing.LoopThread`);
     ``url`` is what a connector's ``domain`` takes."""
@@ -79,6 +129,9 @@ class FakeTenant:
     burst: float = 2.0
     retention: float = 30 * 86400.0
     port: int = 0
+    scopes: tuple[str, ...] = ("read:logs", "read:log_streams", "update:log_streams")
+    """What the client's grant allows; a test narrows it to see a 403."""
+    log_streams: dict[str, FakeLogStream] = field(default_factory=dict)
     records: list[tuple[str, float, bytes]] = field(default_factory=list)
     """(log_id, date as epoch seconds, the record's JSON text), ordered by log_id."""
     requests: list[LogRequest] = field(default_factory=list)
@@ -124,6 +177,19 @@ class FakeTenant:
             ids.append(log_id)
         self.records.sort(key=lambda r: r[0])
         return ids
+
+    def add_log_stream(
+        self,
+        endpoint: str,
+        authorization: str = "",
+        content_format: str = "JSONLINES",
+        content_type: str = "application/json",
+    ) -> FakeLogStream:
+        """Create a Custom Webhook stream to ``endpoint``; its id has Auth0's shape."""
+        stream_id = f"lst_{len(self.log_streams) + 1:016d}"
+        stream = FakeLogStream(stream_id, endpoint, authorization, content_format, content_type)
+        self.log_streams[stream_id] = stream
+        return stream
 
     # -- faults -------------------------------------------------------------------------
 
@@ -196,7 +262,7 @@ class FakeTenant:
                     {
                         "access_token": token,
                         "expires_in": int(tenant.token_ttl),
-                        "scope": "read:logs",
+                        "scope": " ".join(tenant.scopes),
                         "token_type": "Bearer",
                     }
                 )
@@ -205,8 +271,21 @@ class FakeTenant:
             async def get(self) -> None:
                 await tenant._logs(self)
 
+        class LogStream(tornado.web.RequestHandler):
+            def get(self, stream_id: str) -> None:
+                tenant._log_stream(self, stream_id, "read:log_streams")
+
+            def patch(self, stream_id: str) -> None:
+                tenant._log_stream(self, stream_id, "update:log_streams")
+
         async def listen() -> tornado.httpserver.HTTPServer:
-            app = tornado.web.Application([(r"/oauth/token", Token), (r"/api/v2/logs", Logs)])
+            app = tornado.web.Application(
+                [
+                    (r"/oauth/token", Token),
+                    (r"/api/v2/logs", Logs),
+                    (r"/api/v2/log-streams/([^/]+)", LogStream),
+                ]
+            )
             server = tornado.httpserver.HTTPServer(app)
             server.listen(self.port, "127.0.0.1")
             return server
@@ -233,16 +312,50 @@ class FakeTenant:
         handler.set_header("X-RateLimit-Reset", str(math.ceil(time.time() + full_in)))
         return allowed
 
+    def _authorized(self, handler: tornado.web.RequestHandler, scope: str) -> bool:
+        """Check the bearer token and its scope; answer 401 or 403 when they fail."""
+        auth = handler.request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) <= time.monotonic():
+            _error(handler, 401, "Expired token received for JSON Web Token validation")
+            return False
+        if scope not in self.scopes:
+            _error(
+                handler, 403, f"Insufficient scope, expected any of: {scope}", "insufficient_scope"
+            )
+            return False
+        return True
+
+    def _log_stream(self, handler: tornado.web.RequestHandler, stream_id: str, scope: str) -> None:
+        if not self._authorized(handler, scope):
+            return
+        if not self._limit(handler):
+            _error(handler, 429, "Global limit has been reached")
+            return
+        stream = self.log_streams.get(stream_id)
+        if stream is None:
+            _error(handler, 404, "The log stream does not exist", "inexistent_log_stream")
+            return
+        if handler.request.method == "PATCH":
+            try:
+                change = json.loads(handler.request.body or b"{}")
+            except ValueError:
+                change = None
+            status = change.get("status") if isinstance(change, dict) else None
+            if status not in SETTABLE_STATUSES:
+                _error(handler, 400, "Payload validation error: status must be active or paused")
+                return
+            stream.set_status(status, "api")
+        handler.finish(stream.describe())
+
     async def _logs(self, handler: tornado.web.RequestHandler) -> None:
         arrived = LogRequest(time.monotonic(), 0, handler.request.query)
         self.requests.append(arrived)
         arrived.status = await self._answer(handler, arrived)
 
     async def _answer(self, handler: tornado.web.RequestHandler, arrived: LogRequest) -> int:
-        auth = handler.request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) <= time.monotonic():
-            return _error(handler, 401, "Expired token received for JSON Web Token validation")
+        if not self._authorized(handler, "read:logs"):
+            return handler.get_status()
         if not self._limit(handler):
             return _error(handler, 429, "Global limit has been reached")
         if self._stall:
@@ -267,9 +380,12 @@ class FakeTenant:
         return 200
 
 
-def _error(handler: tornado.web.RequestHandler, status: int, message: str) -> int:
+def _error(handler: tornado.web.RequestHandler, status: int, message: str, code: str = "") -> int:
     handler.set_status(status)
-    handler.finish({"statusCode": status, "error": handler._reason, "message": message})
+    answer = {"statusCode": status, "error": handler._reason, "message": message}
+    if code:
+        answer["errorCode"] = code
+    handler.finish(answer)
     return status
 
 
