@@ -452,7 +452,9 @@ def test_every_request_of_a_call_and_every_caller_waiting_for_a_connection_time_
             began = time.monotonic()
             # one call: its events share one deadline, as when each had its own task
             result = await t.send([event(n) for n in range(3)])
-            assert 0.19 <= time.monotonic() - began < 0.5
+            # the deadline, not the silent server's 30 s (the upper bound leaves room for a
+            # loaded machine; what matters is that nobody waits for the server)
+            assert 0.19 <= time.monotonic() - began < 5
             assert result.retry == dict.fromkeys(
                 range(3), "TimeoutError: no complete answer within 0.2s"
             )
@@ -460,7 +462,7 @@ def test_every_request_of_a_call_and_every_caller_waiting_for_a_connection_time_
             # concurrent calls: two wait for the one connection, and time out waiting
             began = time.monotonic()
             results = await asyncio.gather(*(t.send([event(n)]) for n in range(3)))
-            assert 0.19 <= time.monotonic() - began < 0.5
+            assert 0.19 <= time.monotonic() - began < 5
             reasons = sorted(r.retry[0] for r in results)
             assert reasons == ["TimeoutError: no complete answer within 0.2s"] + 2 * [
                 "TimeoutError: no free connection within 0.2s"
