@@ -42,6 +42,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -136,6 +137,9 @@ class FakeTenant:
     """(log_id, date as epoch seconds, the record's JSON text), ordered by log_id."""
     requests: list[LogRequest] = field(default_factory=list)
     token_requests: int = 0
+    on_write: list[Callable[[list[tuple[str, float, bytes]]], None]] = field(default_factory=list)
+    """Called by :meth:`add_records` with the records it wrote, in the order written (how
+    a log-stream sender, :mod:`.fake_sender`, learns of them)."""
     _tokens: dict[str, float] = field(default_factory=dict)
     _revoked: bool = False
     _fail: list[int] = field(default_factory=list)
@@ -175,7 +179,10 @@ class FakeTenant:
             )
             self.records.append((log_id, date.timestamp(), doc.encode()))
             ids.append(log_id)
+        written = self.records[len(self.records) - n :]
         self.records.sort(key=lambda r: r[0])
+        for hook in self.on_write:
+            hook(written)
         return ids
 
     def add_log_stream(
