@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import tornado.httpserver
@@ -219,3 +220,16 @@ def test_repeats_and_shuffles_reach_an_auth0_connector_once_each(
     assert not recording_target.wait_for_ids(set(ids))
     assert sorted(recording_target.ids) == ids  # the connector dropped the repeats
     assert sender.failures == 0  # the connector took the token as sent
+
+
+def test_a_starting_cursor_sends_the_kept_records_after_it_first(
+    tenant: FakeTenant, capture: Capture, senders
+):
+    now = datetime.now(UTC)
+    tenant.add_records(3, start=now - timedelta(hours=2))
+    kept = tenant.add_records(3, start=now - timedelta(minutes=30))
+    cursor = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    sender = senders(tenant, capture.url, start_from=cursor)
+    later = tenant.add_records(2)
+    assert wait_until(lambda: sender.delivered == 5)
+    assert capture.ids() == kept + later
