@@ -30,6 +30,10 @@ behaviour names the Auth0 documentation it follows:
 - A log_id begins with ``900`` and the UTC time it was written, ``YYYYMMDDhhmmss``, a
   few seconds after the record's ``date``; the rest of it keeps ids unique and ordered.
 
+A stream's deliveries, as Auth0 sends them, come from
+:class:`~connector_runtime_auth0.fake_sender.LogStreamSender` (told of new records by
+:attr:`FakeTenant.on_write`).
+
 Faults for tests: :meth:`FakeTenant.fail_next` (5xx answers), :meth:`FakeTenant.stall_next`
 (answers later than a client's timeout), :meth:`FakeTenant.revoke` (the secret stops
 working, and so do the tokens issued so far).
