@@ -63,7 +63,7 @@ def test_the_pull_fills_a_suspended_streams_gap_and_nothing_arrives_twice(
     def write_until(done: Callable[[], bool], timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while not done():
-            assert time.monotonic() < deadline, "timed out"
+            assert time.monotonic() < deadline, (stream.history, sender.health[-3:])
             cr_loop.run(write())
             time.sleep(0.02)
 
@@ -83,6 +83,9 @@ def test_the_pull_fills_a_suspended_streams_gap_and_nothing_arrives_twice(
         write_until(lambda: stream.status == "suspended")
         suspended = len(tenant.records)
         write_until(lambda: len(tenant.records) >= suspended + 30)
+        # the same port (the stream's endpoint) means the same log file: start a new one,
+        # so that start() waits for this process to listen
+        proc.stderr_path.rename(proc.stderr_path.with_suffix(".first.log"))
         proc = RuntimeProcess(manifest, data, port=port).start()
         write_until(lambda: len(tenant.records) >= suspended + 60)
         stream.set_status("active", "api")  # resumed by hand, as Auth0 asks

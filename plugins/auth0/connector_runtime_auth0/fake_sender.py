@@ -143,14 +143,15 @@ class LogStreamSender:
     _pending: list[_Batch] = field(default_factory=list)
     _failing_since: float | None = None
     _sent: int = 0
+    _busy: _Batch | None = None
     _rng: random.Random = field(default_factory=random.Random)
     _task: asyncio.Task[None] | None = None
     _http: AsyncHTTPClient | None = None
 
     @property
     def idle(self) -> bool:
-        """Nothing written waits to be sent (repeats included)."""
-        return not self._written and not self._pending
+        """Nothing written waits to be sent or is being sent (repeats included)."""
+        return not self._written and not self._pending and self._busy is None
 
     def start(self) -> LogStreamSender:
         self._rng = random.Random(self.shuffle)  # noqa: S311  (a test order, not a secret)
@@ -197,7 +198,7 @@ class LogStreamSender:
             self._cut()
             while self._pending and self.stream.status == "active":
                 pick = self._rng.randrange(len(self._pending)) if self.shuffle is not None else 0
-                batch = self._pending.pop(pick)
+                batch = self._busy = self._pending.pop(pick)
                 if await self._deliver(batch):
                     self._after_delivery(batch)
                 elif self.stream.status != "active":
@@ -205,8 +206,10 @@ class LogStreamSender:
                     self._drop_all()
                 else:
                     self._pending.insert(0, batch)  # errored: restarted until it goes through
+                    self._busy = None
                     await asyncio.sleep(self.restart_delay)
                     self._check_pause()
+                self._busy = None
                 self._cut()
 
     def _cut(self) -> None:
