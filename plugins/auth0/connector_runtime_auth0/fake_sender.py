@@ -48,8 +48,13 @@ from connector_runtime_auth0.testing import as_array, as_lines, as_object
 
 __all__ = ["HealthEntry", "LogStreamSender", "stream_body", "stream_data"]
 
+# "We attempt to deliver the log to your server up to three times", then an error in the
+# stream's Health view, and the process restarts for errored logs until the problem is
+# resolved ("Delivery attempts"):
+# https://auth0.com/docs/customize/log-streams
+# https://auth0.com/docs/customize/log-streams/custom-log-streams
 ATTEMPTS = 3
-"""Attempts per batch before an error shows in the Health view (Auth0: up to three)."""
+"""Attempts per batch before an error shows in the Health view."""
 
 Written = tuple[str, float, bytes]
 """A tenant record: (log_id, date as epoch seconds, its JSON text as the API answers it)."""
@@ -183,7 +188,9 @@ class LogStreamSender:
         self.tenant.loop.run(end())
 
     def _on_write(self, records: list[Written]) -> None:
-        # Called on the writer's thread; a deque's append is atomic.
+        # Called on the writer's thread; a deque's append is atomic. Auth0 sends each log as
+        # it is triggered; a stream that is not active sends nothing of it:
+        # https://auth0.com/docs/customize/log-streams
         if self.stream.status == "active":
             self._written.extend(records)
         else:
@@ -220,6 +227,8 @@ class LogStreamSender:
         for i in range(0, len(taken), self.batch_size):
             chunk = taken[i : i + self.batch_size]
             if self.shuffle is not None:
+                # "logs may not display in the exact order in which they occurred":
+                # https://auth0.com/docs/customize/log-streams
                 self._rng.shuffle(chunk)
             self._pending.append(_Batch(chunk))
 
@@ -237,6 +246,8 @@ class LogStreamSender:
             self.repeats += 1
             return
         self._sent += 1
+        # "We guarantee logs are delivered at least once":
+        # https://auth0.com/docs/customize/log-streams
         if self.duplicate_every and self._sent % self.duplicate_every == 0:
             self._pending.append(_Batch(batch.records, repeat=True))
 
@@ -266,6 +277,11 @@ class LogStreamSender:
 
     def _check_pause(self) -> bool:
         """Suspend the stream once it failed for ``pause_after`` seconds on end."""
+        # "If we fail to reach your server for 7 consecutive days, we'll automatically pause
+        # the stream ... and then resume the stream manually":
+        # https://auth0.com/docs/customize/log-streams; the Management API shows that state
+        # as "suspended", "paused" being a user's:
+        # https://auth0.com/docs/api/management/v2/log-streams/get-log-streams-by-id
         since = self._failing_since
         if since is None or time.monotonic() - since < self.pause_after:
             return False
@@ -276,6 +292,9 @@ class LogStreamSender:
 
     async def _post(self, body: bytes) -> int:
         assert self._http is not None
+        # Authorization Token: "Set in the Authorization header of the request if provided"
+        # (as entered); Content Type: "The media type of the payload", the same for every
+        # Content Format: https://auth0.com/docs/customize/log-streams/custom-log-streams
         headers = {"Content-Type": self.stream.content_type}
         if self.stream.authorization:
             headers["Authorization"] = self.stream.authorization
