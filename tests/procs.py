@@ -55,6 +55,8 @@ class RuntimeProcess:
 
     def start(self, timeout: float = 20) -> RuntimeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A restart on the same port appends to the same log: look only at this run's lines.
+        seen = len(self.log())
         err = open(self.stderr_path, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -77,7 +79,7 @@ class RuntimeProcess:
         err.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "listening on" in self.log():
+            if "listening on" in self.log()[seen:]:
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"runtime exited {self.proc.returncode}: {self.log()}")

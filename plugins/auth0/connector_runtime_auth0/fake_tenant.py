@@ -30,6 +30,10 @@ behaviour names the Auth0 documentation it follows:
 - A log_id begins with ``900`` and the UTC time it was written, ``YYYYMMDDhhmmss``, a
   few seconds after the record's ``date``; the rest of it keeps ids unique and ordered.
 
+A stream's deliveries, as Auth0 sends them, come from
+:class:`~connector_runtime_auth0.fake_sender.LogStreamSender` (told of new records by
+:attr:`FakeTenant.on_write`).
+
 Faults for tests: :meth:`FakeTenant.fail_next` (5xx answers), :meth:`FakeTenant.stall_next`
 (answers later than a client's timeout), :meth:`FakeTenant.revoke` (the secret stops
 working, and so do the tokens issued so far).
@@ -42,6 +46,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -136,6 +141,9 @@ class FakeTenant:
     """(log_id, date as epoch seconds, the record's JSON text), ordered by log_id."""
     requests: list[LogRequest] = field(default_factory=list)
     token_requests: int = 0
+    on_write: list[Callable[[list[tuple[str, float, bytes]]], None]] = field(default_factory=list)
+    """Called by :meth:`add_records` with the records it wrote, in the order written (how
+    a log-stream sender, :mod:`.fake_sender`, learns of them)."""
     _tokens: dict[str, float] = field(default_factory=dict)
     _revoked: bool = False
     _fail: list[int] = field(default_factory=list)
@@ -175,7 +183,10 @@ class FakeTenant:
             )
             self.records.append((log_id, date.timestamp(), doc.encode()))
             ids.append(log_id)
+        written = self.records[len(self.records) - n :]
         self.records.sort(key=lambda r: r[0])
+        for hook in self.on_write:
+            hook(written)
         return ids
 
     def add_log_stream(

@@ -16,8 +16,10 @@ text) and :class:`FakeEventStream`, a sender over real sockets that retries, bac
 drops like Auth0's webhook delivery does.
 
 Nothing here needs pytest or a running runtime. :class:`FakeTenant`, a fake Auth0 tenant
-serving ``/oauth/token`` and ``/api/v2/logs`` on a loopback port, lives beside this module
-in :mod:`connector_runtime_auth0.fake_tenant` (it needs the runtime's test kit).
+serving ``/oauth/token``, ``/api/v2/logs`` and ``/api/v2/log-streams/{id}`` on a loopback
+port, and the sender of its log streams live beside this module in
+:mod:`connector_runtime_auth0.fake_tenant` and :mod:`connector_runtime_auth0.fake_sender`
+(they need the runtime's test kit).
 """
 
 from __future__ import annotations
