@@ -119,7 +119,10 @@ class PullRunner:
     def _log_failure(self, exc: Exception, backoff: float) -> None:
         clean = self.clean
         kind = type(exc).__name__
-        text = " ".join(clean(str(exc)).split()) or "(no message)"
+        try:
+            text = " ".join(clean(str(exc)).split()) or "(no message)"
+        except Exception:  # a plugin's exception whose __str__ raises
+            text = "(its text cannot be shown)"
         if len(text) > MAX_ERROR_TEXT:
             text = text[:MAX_ERROR_TEXT] + "…"
         self.log.error(
@@ -130,7 +133,8 @@ class PullRunner:
             backoff,
             extra={"fields": {"connector": self.connector, "error_type": kind}},
         )
-        if not isinstance(exc, ConnectorRuntimeError):  # not one of ours: a bug, show where
+        if not isinstance(exc, ConnectorRuntimeError) and self.log.isEnabledFor(logging.DEBUG):
+            # not one of ours: likely a bug in the source, so where it happened matters
             self.log.debug(
                 "pull source failure, traceback:\n%s",
                 clean("".join(traceback.format_exception(exc)).rstrip()),
