@@ -5,9 +5,11 @@ Prints, for the pull: whether every record arrived exactly once, the most reques
 tenant saw within one second (against ``requestsPerSecond``), the wall time; and for both
 paths the runtime process's CPU (user + system, from /proc) per record. Each path runs in
 its own ``connector-runtime run`` subprocess on a fresh data dir, delivering in batch mode
-to a recording target in this process.
+to a recording target in this process. A round runs the pull, then the webhook path; the
+ratio is taken within a round, and the medians over ``--rounds`` are reported (each round
+on stderr as it ends).
 
-    .venv/bin/python bench/pull_backfill.py [--records 50000] [--rps 50]
+    .venv/bin/python bench/pull_backfill.py [--records 50000] [--rps 50] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,14 +61,61 @@ def wait_for(target: RecordingTarget, n: int) -> None:
         time.sleep(0.05)
 
 
+def pull_round(tenant: FakeTenant, target: RecordingTarget, doc: dict, where: Path) -> dict:
+    """One backfill from ``earliest`` on a fresh data dir: wall, CPU, exactly once."""
+    where.mkdir()
+    tenant.requests.clear()
+    target.events.clear()
+    proc, _ = start(doc, where)
+    began, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
+    wait_for(target, len(tenant.records))
+    wall, cpu = time.monotonic() - began, cpu_seconds(proc.pid) - cpu0
+    proc.terminate()
+    proc.wait()
+    got = Counter(e.id for e in target.events)
+    once = set(got) == {r[0] for r in tenant.records} and all(n == 1 for n in got.values())
+    return {
+        "exactly_once": once,
+        "max_requests_in_one_second": tenant.max_requests_per_second(),
+        "log_requests": len(tenant.requests),
+        "wall": wall,
+        "cpu": cpu,
+    }
+
+
+def hook_round(tenant: FakeTenant, target: RecordingTarget, sink: dict, where: Path) -> float:
+    """The same records posted to an ``auth0`` webhook connector, 100 per request: CPU."""
+    where.mkdir()
+    target.events.clear()
+    proc, port = start(connector_doc("hook", "auth0", {}, sink), where)
+    bodies = []
+    for i in range(0, len(tenant.records), 100):
+        lines = [
+            b'{"log_id":"' + r[0].encode() + b'","data":' + r[2] + b"}"
+            for r in tenant.records[i : i + 100]
+        ]
+        bodies.append(b"\n".join(lines) + b"\n")
+    cpu0 = cpu_seconds(proc.pid)
+    for body in bodies:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/hook", body, method="POST")
+        req.add_header("Content-Type", "application/json")
+        urllib.request.urlopen(req, timeout=30).read()
+    wait_for(target, len(tenant.records))
+    cpu = cpu_seconds(proc.pid) - cpu0
+    proc.terminate()
+    proc.wait()
+    return cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--rps", type=float, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     loop = LoopThread()
     tenant = FakeTenant(loop, rate=args.rps * 2, burst=args.rps * 2).start()
-    ids = tenant.add_records(args.records, step=0.001)
+    tenant.add_records(args.records, step=0.001)
     target = RecordingTarget(loop).start()
     sink = {"type": "http", "config": {"url": target.url, "mode": "batch"}}
     pull_doc = connector_doc(
@@ -80,45 +130,39 @@ def main() -> None:
         },
         sink,
     )
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "pull").mkdir()
-        proc, _ = start(pull_doc, Path(tmp) / "pull")
-        began, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
-        wait_for(target, args.records)
-        wall, pull_cpu = time.monotonic() - began, cpu_seconds(proc.pid) - cpu0
-        proc.terminate()
-        proc.wait()
-        got = Counter(e.id for e in target.events)
-        once = set(got) == set(ids) and all(n == 1 for n in got.values())
-        target.events.clear()
+        for n in range(args.rounds):
+            pulled = pull_round(tenant, target, pull_doc, Path(tmp) / f"pull{n}")
+            hook_cpu = hook_round(tenant, target, sink, Path(tmp) / f"hook{n}")
+            pull_us = pulled["cpu"] / args.records * 1e6
+            hook_us = hook_cpu / args.records * 1e6
+            rounds.append(
+                {
+                    "exactly_once": pulled["exactly_once"],
+                    "max_requests_in_one_second": pulled["max_requests_in_one_second"],
+                    "log_requests": pulled["log_requests"],
+                    "pull_wall_seconds": round(pulled["wall"], 1),
+                    "pull_cpu_us_per_record": round(pull_us, 1),
+                    "webhook_cpu_us_per_record": round(hook_us, 1),
+                    "ratio_pull_to_webhook": round(pull_us / hook_us, 2),
+                }
+            )
+            print(json.dumps(rounds[-1]), file=sys.stderr)
 
-        (Path(tmp) / "hook").mkdir()
-        proc, port = start(connector_doc("hook", "auth0", {}, sink), Path(tmp) / "hook")
-        bodies = []
-        for i in range(0, args.records, 100):
-            lines = [
-                b'{"log_id":"' + r[0].encode() + b'","data":' + r[2] + b"}"
-                for r in tenant.records[i : i + 100]
-            ]
-            bodies.append(b"\n".join(lines) + b"\n")
-        cpu0 = cpu_seconds(proc.pid)
-        for body in bodies:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/hook", body, method="POST")
-            req.add_header("Content-Type", "application/json")
-            urllib.request.urlopen(req, timeout=30).read()
-        wait_for(target, args.records)
-        hook_cpu = cpu_seconds(proc.pid) - cpu0
-        proc.terminate()
-        proc.wait()
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
     result = {
         "records": args.records,
-        "exactly_once": once,
         "requestsPerSecond": args.rps,
-        "max_requests_in_one_second": tenant.max_requests_per_second(),
-        "log_requests": len(tenant.requests),
-        "pull_wall_seconds": round(wall, 1),
-        "pull_cpu_us_per_record": round(pull_cpu / args.records * 1e6, 1),
-        "webhook_cpu_us_per_record": round(hook_cpu / args.records * 1e6, 1),
+        "rounds": len(rounds),
+        "exactly_once_every_round": all(r["exactly_once"] for r in rounds),
+        "max_requests_in_one_second": max(r["max_requests_in_one_second"] for r in rounds),
+        "median_pull_wall_seconds": median("pull_wall_seconds"),
+        "median_pull_cpu_us_per_record": median("pull_cpu_us_per_record"),
+        "median_webhook_cpu_us_per_record": median("webhook_cpu_us_per_record"),
+        "median_ratio_pull_to_webhook": median("ratio_pull_to_webhook"),
     }
     print(json.dumps(result, indent=2))
     target.stop()

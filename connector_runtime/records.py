@@ -138,7 +138,8 @@ class SourceType:
       ``retry_after`` and submit the same batch again.
     - Cancelled (``asyncio.CancelledError``) when the runtime stops, before the spool
       closes; a cancelled submit committed all or nothing.
-    - When it raises, the runtime logs the error, counts a restart and runs it again with
+    - When it raises, the runtime logs the error (type, text, where it was raised; the
+      traceback at debug level; secrets redacted), counts a restart and runs it again with
       a fresh context after a backoff (1 s doubling to 60 s; back to 1 s once it ran a
       minute). Returning ends it for good (state ``stopped``).
     - Pull sources require ``delivery.ack: durable`` and the local spool: ``validate``

@@ -28,7 +28,7 @@ from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
-from connector_runtime.sources.pull import PullRunner, make_context
+from connector_runtime.sources.pull import PullRunner, make_context, redacting
 from connector_runtime.spool import seen
 from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.spool.store import Spool, default_data_dir
@@ -253,10 +253,11 @@ class Runtime:
         routes = list(source_type.routes(ctx))
         pull = None
         if source_type.pull is not None:
+            clean = redacting(spec.secrets)
             pctx = make_context(
-                spec.name, spec.source.config, ctx.default_source, pipeline, stats, clog
+                spec.name, spec.source.config, ctx.default_source, pipeline, stats, clog, clean
             )
-            pull = PullRunner(spec.name, source_type.pull, pctx, spool, stats, clog)
+            pull = PullRunner(spec.name, source_type.pull, pctx, spool, stats, clog, clean)
         return ConnectorRuntime(
             spec,
             target,

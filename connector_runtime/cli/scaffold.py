@@ -1,9 +1,12 @@
-"""``connector-runtime new-plugin NAME``: write a ready-to-test plugin distribution.
+"""``connector-runtime new-plugin NAME [--pull]``: write a ready-to-test plugin distribution.
 
-The templates are package data under ``scaffold_template/``. Every file there ends in
-``.tmpl`` (so no tool mistakes a template for code of this package) and is written with that
-suffix removed; a directory named ``_package_`` becomes the plugin's package, a leading
-``dot-`` becomes ``.``, and ``{{key}}`` stands for one of the values of :func:`variables`.
+The templates are package data under ``scaffold_template/``: ``common/`` (packaging, the
+Makefile) plus one folder per kind of source, ``webhook/`` (the default: a webhook source)
+or ``pull/`` (``--pull``: a source that polls an API, with a checkpoint). Every file there
+ends in ``.tmpl`` (so no tool mistakes a template for code of this package) and is written
+with that suffix removed; a directory named ``_package_`` becomes the plugin's package, a
+leading ``dot-`` becomes ``.``, and ``{{key}}`` stands for one of the values of
+:func:`variables`.
 
 :func:`add_parser` and :func:`run` are what ``cli.py`` wires in; :func:`render` and
 :func:`write_plugin` are the pure and the writing halves, for tests.
@@ -23,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from connector_runtime._version import __version__
 
 __all__ = [
+    "KINDS",
     "NAME_PATTERN",
     "ScaffoldError",
     "add_parser",
@@ -36,6 +40,9 @@ __all__ = [
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 MAX_NAME_LENGTH = 40
 TEMPLATE_DIR = "scaffold_template"
+COMMON = "common"
+KINDS = ("webhook", "pull")
+"""The kinds of source a plugin can start from; each is a folder beside ``common``."""
 _SUFFIX = ".tmpl"
 _PACKAGE_DIR = "_package_"
 _DOT = "dot-"
@@ -91,10 +98,13 @@ def render(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(value, text)
 
 
-def templates() -> Iterator[tuple[PurePosixPath, Traversable]]:
-    """Every template file with its path relative to the template folder, sorted."""
-    root = files("connector_runtime.cli").joinpath(TEMPLATE_DIR)
-    found: list[tuple[PurePosixPath, Traversable]] = []
+def templates(kind: str = "webhook") -> Iterator[tuple[PurePosixPath, Traversable]]:
+    """Every template file of ``kind`` (and the common ones) with its path relative to its
+    folder, sorted; a file of ``kind`` wins over a common one of the same path."""
+    if kind not in KINDS:
+        raise ScaffoldError(f"unknown kind of plugin {kind!r}: use one of {', '.join(KINDS)}")
+    base = files("connector_runtime.cli").joinpath(TEMPLATE_DIR)
+    found: dict[PurePosixPath, Traversable] = {}
 
     def walk(node: Traversable, rel: PurePosixPath) -> None:
         for child in node.iterdir():
@@ -103,10 +113,11 @@ def templates() -> Iterator[tuple[PurePosixPath, Traversable]]:
             if child.is_dir():
                 walk(child, rel / child.name)
             elif child.name.endswith(_SUFFIX):
-                found.append((rel / child.name, child))
+                found[rel / child.name] = child
 
-    walk(root, PurePosixPath())
-    yield from sorted(found, key=lambda item: str(item[0]))
+    walk(base.joinpath(COMMON), PurePosixPath())
+    walk(base.joinpath(kind), PurePosixPath())
+    yield from sorted(found.items(), key=lambda item: str(item[0]))
 
 
 def output_path(template: PurePosixPath, values: Mapping[str, str]) -> PurePosixPath:
@@ -118,8 +129,11 @@ def output_path(template: PurePosixPath, values: Mapping[str, str]) -> PurePosix
     return PurePosixPath(*parts)
 
 
-def write_plugin(name: str, directory: Path, force: bool = False) -> list[Path]:
-    """Write plugin ``name`` into ``directory``; return the files written.
+def write_plugin(
+    name: str, directory: Path, force: bool = False, kind: str = "webhook"
+) -> list[Path]:
+    """Write plugin ``name``, a source of ``kind`` (:data:`KINDS`), into ``directory``;
+    return the files written.
 
     ``directory`` may be missing or empty; an existing non-empty one needs ``force`` (files
     of the same name are then overwritten, others left alone).
@@ -130,7 +144,7 @@ def write_plugin(name: str, directory: Path, force: bool = False) -> list[Path]:
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise ScaffoldError(f"{directory} already exists and is not empty (--force writes anyway)")
     written: list[Path] = []
-    for rel, template in templates():
+    for rel, template in templates(kind):
         path = directory.joinpath(*output_path(rel, values).parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(template.read_text(encoding="utf-8"), values), encoding="utf-8")
@@ -139,7 +153,7 @@ def write_plugin(name: str, directory: Path, force: bool = False) -> list[Path]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``new-plugin NAME [--dir D] [--force]`` to the CLI's subcommands."""
+    """Add ``new-plugin NAME [--pull] [--dir D] [--force]`` to the CLI's subcommands."""
     parser = subparsers.add_parser(
         "new-plugin",
         help="write a new plugin distribution (source type, tests, Makefile) to start from",
@@ -147,6 +161,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Write the distribution connector-runtime-NAME: a source type NAME with a config"
             " schema, a handler, an event filter, tests that pass as generated, an example"
             " manifest and a Makefile ('make test RUNTIME=/path/to/connector-runtime')."
+            " With --pull, NAME is a pull source instead: a task that polls a JSON API for"
+            " the items after a cursor, commits the cursor as its checkpoint with the"
+            " events, and is tested against a fake of the API and the pull conformance suite."
         ),
     )
     parser.add_argument(
@@ -160,6 +177,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--force", action="store_true", help="write into D even when it is not empty"
     )
+    parser.add_argument(
+        "--pull",
+        action="store_true",
+        help="a pull source (polls an API, with a checkpoint) instead of a webhook source",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_name(name)
         directory = Path(args.dir) if args.dir else Path(f"connector-runtime-{name}")
-        written = write_plugin(name, directory, force=args.force)
+        kind = "pull" if args.pull else "webhook"
+        written = write_plugin(name, directory, force=args.force, kind=kind)
     except ScaffoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,8 @@ REDACTED = "<redacted>"
 URL_REDACTED = "***"
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`\\]+")
+_AUTH_VALUE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+"""An Authorization header's credentials quoted in a message (``Bearer eyJ…``)."""
 
 
 def redact_url(url: str) -> str:
@@ -59,6 +61,16 @@ def redact_urls(text: str) -> str:
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+
+
+def redact_text(text: str, redactor: Redactor) -> str:
+    """Everything known to be secret hidden from free text (a log line, an error): the
+    configured secret values, ``Bearer``/``Basic`` credentials and credentials in URLs. A
+    token a source obtained at run time is in none of the configs, so the last two
+    matter."""
+    text = redactor(text)
+    text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {URL_REDACTED}", text)
+    return redact_urls(text)
 
 
 def is_secret_schema(schema: Mapping[str, Any]) -> bool:
@@ -162,8 +174,8 @@ class Redactor:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that removes secret values, and credentials in URLs
-    (:func:`redact_urls`), from every record's message."""
+    """A logging filter that removes secrets (:func:`redact_text`) from every record's
+    message and from the traceback of its exception."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -171,8 +183,14 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact_urls(self.redactor(message))
+        clean = redact_text(message, self.redactor)
         if clean != message:
             record.msg = clean
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # formatters print exc_text in place of formatting exc_info again
+            record.exc_text = redact_text(_plain.formatException(record.exc_info), self.redactor)
         return True
+
+
+_plain = logging.Formatter()

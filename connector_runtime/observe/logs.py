@@ -40,7 +40,8 @@ class JSONFormatter(logging.Formatter):
             for key, value in fields.items():
                 line.setdefault(key, value)
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+            text = record.exc_text or self.formatException(record.exc_info)  # redacted
+            line["error"] = text.splitlines()[-1]
         return orjson.dumps(line, default=str).decode()
 
 

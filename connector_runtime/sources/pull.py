@@ -4,6 +4,12 @@
 (:mod:`connector_runtime.spool.checkpoints`), restarts it with backoff when it raises, and
 cancels it when the runtime stops. Its state and the problems the source reports through
 :class:`~connector_runtime.records.PullStatus` show in ``/readyz`` and ``/metrics``.
+
+A failure is logged as one line an operator can act on (the exception's type, its text and
+where it was raised) and its traceback at debug level; both, and every problem reason, go
+through :func:`~connector_runtime.config.secrets.redact_text` with the connector's secret
+values first, so a plugin that quotes its credentials in an error leaks them nowhere, also
+in a runtime embedded without the CLI's redacting log filter.
 """
 
 from __future__ import annotations
@@ -12,10 +18,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import PurePath
 from typing import Any
 
+from connector_runtime.config.secrets import Redactor, redact_text
+from connector_runtime.errors import ConnectorRuntimeError
 from connector_runtime.observe.stats import ConnectorStats
 from connector_runtime.records import Ingest, PullContext, PullTask
 from connector_runtime.spool import checkpoints
@@ -26,16 +36,22 @@ MAX_BACKOFF = 60.0
 HEALTHY_RUN = 60.0
 """A task that ran this long before failing is restarted after INITIAL_BACKOFF again."""
 STATES = ("running", "backoff", "stopped")
+MAX_ERROR_TEXT = 500
+"""Characters of an exception's text that the failure line keeps."""
 
 
 class Status:
     """A connector's :class:`~connector_runtime.records.PullStatus`."""
 
-    def __init__(self, stats: ConnectorStats, log: logging.Logger) -> None:
+    def __init__(
+        self, stats: ConnectorStats, log: logging.Logger, clean: Callable[[str], str] = str
+    ) -> None:
         self.stats = stats
         self.log = log
+        self.clean = clean
 
     def problem(self, kind: str, reason: str) -> None:
+        reason = self.clean(reason)
         self.stats.pull_errors[kind] += 1
         if reason != self.stats.pull_problem:
             self.log.warning("pull source: %s", reason)
@@ -58,8 +74,10 @@ class PullRunner:
         spool: Spool,
         stats: ConnectorStats,
         log: logging.Logger,
+        clean: Callable[[str], str] = str,
     ) -> None:
         self.connector = connector
+        self.clean = clean
         self.task = task
         self.context = context
         self.spool = spool
@@ -89,12 +107,7 @@ class PullRunner:
                 self.stats.pull_restarts += 1
                 if time.monotonic() - started >= HEALTHY_RUN:
                     backoff = INITIAL_BACKOFF
-                self.log.error(
-                    "pull source failed (%s: %s); restarting in %gs",
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
+                self._log_failure(exc, backoff)
                 self.stats.pull_state = "backoff"
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
@@ -102,6 +115,30 @@ class PullRunner:
             self.stats.pull_state = "stopped"
             self.log.info("pull source finished")
             return
+
+    def _log_failure(self, exc: Exception, backoff: float) -> None:
+        clean = self.clean
+        kind = type(exc).__name__
+        try:
+            text = " ".join(clean(str(exc)).split()) or "(no message)"
+        except Exception:  # a plugin's exception whose __str__ raises
+            text = "(its text cannot be shown)"
+        if len(text) > MAX_ERROR_TEXT:
+            text = text[:MAX_ERROR_TEXT] + "…"
+        self.log.error(
+            "pull source failed (%s: %s, raised at %s); restarting in %gs",
+            kind,
+            text,
+            raised_at(exc),
+            backoff,
+            extra={"fields": {"connector": self.connector, "error_type": kind}},
+        )
+        if not isinstance(exc, ConnectorRuntimeError) and self.log.isEnabledFor(logging.DEBUG):
+            # not one of ours: likely a bug in the source, so where it happened matters
+            self.log.debug(
+                "pull source failure, traceback:\n%s",
+                clean("".join(traceback.format_exception(exc)).rstrip()),
+            )
 
     async def stop(self) -> None:
         """Cancel the task and wait for it (a submit under way commits all or nothing)."""
@@ -114,6 +151,22 @@ class PullRunner:
         self.stats.pull_state = "stopped"
 
 
+def raised_at(exc: BaseException) -> str:
+    """``file.py:12 in function``: the innermost frame of ``exc``'s traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    last = frames[-1]
+    return f"{PurePath(last.filename).name}:{last.lineno} in {last.name}"
+
+
+def redacting(secrets: Iterable[str]) -> Callable[[str], str]:
+    """What :class:`Status` and :class:`PullRunner` pass text through: ``secrets`` (the
+    connector's secret values) and credentials hidden (:func:`redact_text`)."""
+    redactor = Redactor(secrets)
+    return lambda text: redact_text(text, redactor)
+
+
 def make_context(
     connector: str,
     config: Mapping[str, Any],
@@ -121,6 +174,8 @@ def make_context(
     ingest: Ingest,
     stats: ConnectorStats,
     log: logging.Logger,
+    clean: Callable[[str], str] = str,
 ) -> PullContext:
     """The template context (``checkpoint`` is filled in at each start)."""
-    return PullContext(connector, config, default_source, ingest, None, Status(stats, log), log)
+    status = Status(stats, log, clean)
+    return PullContext(connector, config, default_source, ingest, None, status, log)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import io
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -12,7 +14,14 @@ from pathlib import Path
 import pytest
 from connector_runtime_auth0.testing import batch, jsonl
 
-from connector_runtime.config.secrets import redact_url, redact_urls
+from connector_runtime.config.secrets import (
+    RedactingFilter,
+    Redactor,
+    redact_text,
+    redact_url,
+    redact_urls,
+)
+from connector_runtime.observe.logs import JSONFormatter
 from connector_runtime.testing import connector_doc, free_port, post
 from tests.procs import RuntimeProcess, cli, write_manifest
 
@@ -173,3 +182,46 @@ def _run_with_url_credentials(tmp_path: Path, closed: int, echo_port: int) -> No
     errors = [e for (e,) in conn.execute("SELECT last_error FROM batches") if e]
     conn.close()
     assert errors and leaks(" ".join(errors)) == [], errors
+
+
+def test_redact_text_hides_configured_values_authorization_credentials_and_url_secrets():
+    text = (
+        "token endpoint refused client secret s3cret-value-42 at "
+        "https://t.example/oauth/token?client_secret=s3cret-value-42; "
+        "sent Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload and basic dXNlcjpwYXNz"
+    )
+    assert redact_text(text, Redactor(["s3cret-value-42"])) == (
+        "token endpoint refused client secret <redacted> at "
+        "https://t.example/oauth/token?client_secret=***<redacted>; "  # values first, then URLs
+        "sent Authorization: Bearer *** and basic ***"
+    )
+    assert redact_text("a Bearer token was refused", Redactor()) == "a Bearer token was refused"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_logged_exception_shows_no_secret(fmt: str):
+    """``log.exception``: the traceback (text format) and its last line (JSON's ``error``)
+    go through the same redaction as the message."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter(Redactor(["hunter2-secret"])))
+    logger = logging.getLogger(f"test-redaction-{fmt}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("login with hunter2-secret failed at http://h/x?key=k3y")
+        except RuntimeError:
+            logger.exception("step failed for hunter2-secret")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "hunter2-secret" not in out and "k3y" not in out
+    assert "RuntimeError: login with <redacted> failed at http://h/x?key=***" in out
+    if fmt == "json":
+        line = json.loads(out)
+        assert line["msg"] == "step failed for <redacted>"
+        assert line["error"] == "RuntimeError: login with <redacted> failed at http://h/x?key=***"
+    else:
+        assert "Traceback (most recent call last)" in out

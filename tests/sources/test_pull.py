@@ -20,6 +20,7 @@ from connector_runtime.testing import (
     connector_doc,
     write_manifest,
 )
+from tests import procs
 
 COUNTER = (
     Path(__file__).parents[2] / "docs" / "examples" / "pull_plugin" / "counter.py"
@@ -135,3 +136,66 @@ def test_validate_refuses_ack_policies_without_a_checkpoint(
     )
     with pytest.raises(ManifestError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
+
+
+LEAKY = """
+from connector_runtime import SourceType, hookimpl
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"url": {"type": "string"}, "clientSecret": {"type": "string", "x-secret": True}},
+}
+
+
+async def pull(ctx):
+    secret, token = ctx.config["clientSecret"], "eyJhbGciOiJIUzI1NiJ9.runtime-token"
+    ctx.status.problem("auth", f"credentials refused: {secret}")
+    raise ConnectionError(
+        f"POST {ctx.config['url']}?client_secret={secret} refused secret {secret}"
+        f" (sent Authorization: Bearer {token})"
+    )
+
+
+@hookimpl
+def register_source_types(register):
+    register(SourceType(name="leaky", config_schema=SCHEMA, routes=lambda ctx: [], pull=pull))
+"""
+
+
+def test_a_failing_pull_task_is_logged_usefully_and_without_secrets(
+    throwaway_plugin, tmp_path: Path
+):
+    """The restart line names the exception's type, its text and where it was raised; the
+    traceback comes at debug level; neither shows the configured secret nor a token."""
+    throwaway_plugin("cr_pull_leaky", LEAKY)
+    secret = "client-s3cret-value-0123"
+    config = {"url": "https://tenant.example/oauth/token", "clientSecret": secret}
+    doc = connector_doc("leaky", "leaky", config, {"type": "stdout"})
+    manifest = procs.write_manifest(tmp_path / "m.yaml", [doc])
+    proc = procs.RuntimeProcess(manifest, tmp_path / "data", args=["--log-level", "debug"])
+    proc.start()
+    try:
+        for _ in range(200):  # the task fails at once; wait for its first restart line
+            if "pull source failed" in proc.log():
+                break
+            time.sleep(0.05)
+        status, body = http_json(proc.url + "/readyz")
+    finally:
+        proc.terminate()
+    log = proc.log()
+    assert secret not in log and "runtime-token" not in log
+    assert (status, body["reasons"]) == (503, ["connector leaky: credentials refused: <redacted>"])
+    lines = [json.loads(line) for line in log.splitlines()]
+    at = next(n for n, text in enumerate(LEAKY.splitlines(), 1) if "raise Connection" in text)
+    failed = next(x for x in lines if x["msg"].startswith("pull source failed"))
+    assert failed["level"] == "error"
+    assert (failed["connector"], failed["error_type"]) == ("leaky", "ConnectionError")
+    assert failed["msg"] == (
+        "pull source failed (ConnectionError: POST https://tenant.example/oauth/token"
+        "?client_secret=***<redacted> refused secret <redacted> (sent Authorization: Bearer ***),"
+        f" raised at cr_pull_leaky.py:{at} in pull); restarting in 1s"
+    )
+    traceback = next(x for x in lines if x["msg"].startswith("pull source failure, traceback"))
+    assert traceback["level"] == "debug"
+    assert "Traceback (most recent call last)" in traceback["msg"]
+    assert f'cr_pull_leaky.py", line {at}, in pull' in traceback["msg"]

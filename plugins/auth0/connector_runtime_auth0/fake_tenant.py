@@ -42,6 +42,7 @@ working, and so do the tokens issued so far).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import math
 import secrets
@@ -381,7 +382,12 @@ class FakeTenant:
         if not 1 <= take <= 100:
             return _error(handler, 400, "take must be between 1 and 100")
         oldest = time.time() - self.retention
-        page = [r for r in self.records if r[0] > after and r[1] >= oldest][:take]
+        page: list[tuple[str, float, bytes]] = []
+        at = bisect.bisect_right(self.records, after, key=lambda r: r[0])  # first > from
+        while at < len(self.records) and len(page) < take:
+            if self.records[at][1] >= oldest:  # past retention: no longer returned
+                page.append(self.records[at])
+            at += 1
         nxt = page[-1][0] if page else after
         link = f"{self.url}/api/v2/logs?" + urlencode({"from": nxt, "take": take})
         handler.set_header("Link", f'<{link}>; rel="next"')

@@ -72,21 +72,69 @@ def wait_until(check: Callable[[], bool], timeout: float = 30) -> bool:
     return check()
 
 
+BACKFILL = 50_000
+BACKFILL_RATE = 100
+"""requests per second: 500 pages of 100, about 10 s (the pacer spaces them 20 ms apart)"""
+
+
 def test_backfill_from_earliest_delivers_each_record_once_within_the_rate(
     tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
 ):
-    ids = tenant.add_records(3000)
-    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=10)])
-    recording_target.wait_for(3000, timeout=60)
-    assert sorted(recording_target.ids) == sorted(ids)
-    assert tenant.max_requests_per_second() <= 10
+    tenant.rate = tenant.burst = BACKFILL_RATE  # the tenant's own limit: 429 if exceeded
+    ids = tenant.add_records(BACKFILL, step=0.001)
+    doc = logs_doc(tenant, recording_target.url, requestsPerSecond=BACKFILL_RATE, take=100)
+    rt = runtime_factory([doc])
+    recording_target.wait_for(BACKFILL, timeout=110)
+    got = recording_target.ids
+    assert len(got) == len(set(got)) == BACKFILL  # none twice
+    assert set(got) == set(ids)  # none missing
+    assert tenant.max_requests_per_second() <= BACKFILL_RATE
     assert all(r.status == 200 for r in tenant.requests)
+    assert sum(r.records for r in tenant.requests) == BACKFILL  # no page fetched twice
     assert tenant.token_requests == 1
     # caught up: more records are picked up by the next polls, nothing is sent twice
     more = tenant.add_records(5, start=datetime.now(UTC) - timedelta(minutes=1))
-    recording_target.wait_for(3005)
+    recording_target.wait_for(BACKFILL + 5)
     assert sorted(recording_target.ids) == sorted(ids + more)
     assert readyz(rt) == (200, [])
+
+
+def test_the_fake_tenants_pages_follow_from_take_and_retention(tenant: FakeTenant):
+    """Pages by bisection: after ``from``, at most ``take``, nothing past retention."""
+    tenant.rate = tenant.burst = 1000
+    expired = tenant.add_records(3, start=datetime.now(UTC) - timedelta(days=40))
+    kept = tenant.add_records(250, start=datetime.now(UTC) - timedelta(days=2))
+    tenant.add_records(2, start=datetime.now(UTC) - timedelta(days=35))
+    assert expired[-1] < kept[0]
+    token = json.loads(
+        post(
+            tenant.url + "/oauth/token",
+            json.dumps(
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": tenant.client_id,
+                    "client_secret": tenant.client_secret,
+                    "audience": tenant.url + "/api/v2/",
+                }
+            ),
+            {"Content-Type": "application/json"},
+        ).body
+    )["access_token"]
+
+    def page(url: str) -> tuple[list[str], str]:
+        r = post(url, method="GET", headers={"Authorization": f"Bearer {token}"})
+        assert r.status == 200, r.body
+        link = r.headers["link"]
+        return [rec["log_id"] for rec in json.loads(r.body)], link[1 : link.index(">")]
+
+    first, link = page(tenant.url + "/api/v2/logs?from=900&take=100")
+    assert first == kept[:100]  # the 40- and 35-day old records are past the 30 days
+    second, link = page(link)
+    third, link = page(link)
+    assert second + third == kept[100:]
+    assert page(link) == ([], link)  # nothing newer: an empty page, the same URL again
+    middle, _ = page(tenant.url + f"/api/v2/logs?from={kept[41]}&take=7")
+    assert middle == kept[42:49]
 
 
 def test_pulled_events_are_those_of_the_webhook_source(
