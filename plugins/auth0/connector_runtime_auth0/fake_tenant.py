@@ -167,9 +167,10 @@ class FakeTenant:
         has, ``_id`` and a null field included, and an integer JSON numbers cannot hold
         in a double, so a reader that re-encodes ``data`` shows."""
         begin = start or datetime.now(UTC) - timedelta(hours=1)
-        ids = []
+        ids: list[str] = []
+        written: list[tuple[str, float, bytes]] = []
         for i in range(n):
-            seq = len(self.records)
+            seq = len(self.records) + i
             date = begin + timedelta(seconds=i * step)
             log_id = log_id_at(date + timedelta(seconds=WRITE_DELAY), seq)
             when = date.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -182,10 +183,11 @@ class FakeTenant:
                 f'"isMobile":false,"audience":null,"big":9007199254740993,'
                 f'"_id":"{log_id}","log_id":"{log_id}"}}'
             )
-            self.records.append((log_id, date.timestamp(), doc.encode()))
+            written.append((log_id, date.timestamp(), doc.encode()))
             ids.append(log_id)
-        written = self.records[len(self.records) - n :]
-        self.records.sort(key=lambda r: r[0])
+        # a new sorted list, swapped in whole: the loop thread may be reading a page
+        # (list.sort in place shows other threads an empty list while it runs)
+        self.records = sorted([*self.records, *written], key=lambda r: r[0])
         for hook in self.on_write:
             hook(written)
         return ids
