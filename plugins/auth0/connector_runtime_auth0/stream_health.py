@@ -130,7 +130,7 @@ class _View:
         self.last: str | None = None
         self.last_reason: str | None = None
 
-    def _publish(self, status: str, warning: str | None) -> None:
+    def _publish(self, status: str, warning: str | None, note: str = "") -> None:
         for s in STATUSES:
             self.ctx.status.gauge(
                 "auth0_log_stream_status",
@@ -139,10 +139,10 @@ class _View:
                 {**self.labels, "status": s},
                 float(s == status),
             )
-        self.ctx.status.report(f"Auth0 log stream {self.stream}: {status}", warning)
+        self.ctx.status.report(f"Auth0 log stream {self.stream}: {status}{note}", warning)
 
     def start(self) -> None:
-        self._publish("unknown", None)
+        self._publish("unknown", None, " (not checked yet)")
 
     def seen(self, status: str, resume_failed: str | None = None) -> None:
         warning = None if status == "active" else f"log stream {self.stream} is {status}"
