@@ -47,6 +47,10 @@ from connector_runtime.records import (
     Target,
     TargetContext,
     TargetType,
+    WatchContext,
+    Watcher,
+    WatchStatus,
+    WatchTask,
 )
 from connector_runtime.sources.handler import (
     DEFAULT_MAX_BODY_BYTES,
@@ -87,6 +91,10 @@ __all__ = [
     "TransformConfigError",
     "TransformError",
     "Unavailable",
+    "WatchContext",
+    "WatchStatus",
+    "WatchTask",
+    "Watcher",
     "__version__",
     "bracketed",
     "build_registry",

@@ -38,7 +38,11 @@ def register_source_types(register: Callable[[SourceType], None]) -> None:
         when it raises; its ``ctx.ingest.submit(events, checkpoint=...)`` commits events
         and checkpoint in one spool transaction; ``ack: durable`` and the local spool only;
         :attr:`~connector_runtime.records.SourceType.pull` has the exact semantics), or
-        both.
+        both. Either may add *watchers* (its ``watchers``: background tasks per connector,
+        supervised like a pull task and run by worker 0 alone, that report through
+        ``ctx.status`` a state line for the status page, ``/readyz`` warnings that leave
+        the runtime ready, and gauges and counters of their own;
+        :attr:`~connector_runtime.records.SourceType.watchers` has the exact semantics).
     :return: nothing; the return value is ignored.
     """
 

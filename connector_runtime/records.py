@@ -108,6 +108,52 @@ PullTask = Callable[[PullContext], Awaitable[None]]
 """A pull source's long-running task; :attr:`SourceType.pull` documents its contract."""
 
 
+class WatchStatus(Protocol):
+    """How a watcher reports what it sees (``/readyz`` warnings, metrics, the status page)."""
+
+    def report(self, state: str, warning: str | None = None) -> None:
+        """What the watcher sees now: ``state``, one line for the status page (e.g.
+        ``log stream lst_1: active``); ``warning``, one line (no secret) shown in
+        ``/readyz`` as ``connector <name>: <warning>`` under ``warnings`` while it lasts,
+        *without* making the runtime not ready; ``None`` clears it. Log changes yourself."""
+        ...
+
+    def gauge(self, name: str, documentation: str, labels: Mapping[str, str], value: float) -> None:
+        """Set a sample of the gauge ``connector_runtime_<name>`` (``name``: lower-case
+        letters, digits and ``_``), labelled with ``connector`` and ``labels``."""
+        ...
+
+    def count(
+        self, name: str, documentation: str, labels: Mapping[str, str], amount: float = 1
+    ) -> None:
+        """Add ``amount`` to the counter ``connector_runtime_<name>_total``, labelled like
+        :meth:`gauge`'s samples."""
+        ...
+
+
+@dataclass(frozen=True)
+class WatchContext:
+    """What a watcher's task runs with (see :attr:`SourceType.watchers`)."""
+
+    connector: str
+    config: Mapping[str, Any]
+    status: WatchStatus
+    log: logging.Logger
+
+
+WatchTask = Callable[[WatchContext], Awaitable[None]]
+"""A watcher's long-running task; :attr:`SourceType.watchers` documents its contract."""
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """A background task of one connector, beside its routes or its pull task."""
+
+    name: str
+    """Short, unique within the connector: in logs and metrics (``watch`` label)."""
+    run: WatchTask
+
+
 @dataclass(frozen=True)
 class SourceType:
     """A kind of source a plugin provides (e.g. ``auth0``).
@@ -145,6 +191,19 @@ class SourceType:
     - Pull sources require ``delivery.ack: durable`` and the local spool: ``validate``
       refuses ``received`` and ``delivered`` (no transaction holds the checkpoint) and
       ``delivery.spool: nats``.
+    """
+    watchers: Callable[[Mapping[str, Any]], Sequence[Watcher]] | None = None
+    """Optional: background tasks of a connector (a webhook or a pull source), given its
+    validated config; ``[]`` for none. E.g. watching the sender's side of a webhook.
+
+    - Started with the connector's pull task (under ``--workers``, by worker 0 alone), with
+      a :class:`WatchContext`; cancelled when the runtime stops, before the spool closes.
+    - Supervised like a pull task: when one raises, the runtime logs it, counts
+      ``connector_runtime_watch_restarts_total{connector,watch}`` and runs it again after
+      1 s doubling to 60 s. Returning ends it for good.
+    - It reports through ``ctx.status`` (:class:`WatchStatus`): a state line for the status
+      page, a ``/readyz`` *warning* that leaves the runtime ready (what it watches is not
+      what this process serves), and gauges and counters of its own.
     """
 
 

@@ -29,6 +29,7 @@ from connector_runtime.plugins import Registry
 from connector_runtime.records import Route, SourceContext, Target, TargetContext
 from connector_runtime.sources.guard import RequestGuard, parse_networks
 from connector_runtime.sources.pull import PullRunner, make_context, redacting
+from connector_runtime.sources.watch import WatchRunner
 from connector_runtime.spool import seen
 from connector_runtime.spool.queues import BatchQueue, MemoryQueue, SpoolQueue, dead_letter_job
 from connector_runtime.spool.store import Spool, default_data_dir
@@ -76,6 +77,7 @@ class ConnectorRuntime:
     rate: DrainRate = field(default_factory=DrainRate)
     routes: list[Route] = field(default_factory=list)
     pull: PullRunner | None = None
+    watchers: list[WatchRunner] = field(default_factory=list)
 
     @property
     def base_path(self) -> str:
@@ -85,6 +87,10 @@ class ConnectorRuntime:
         """Why this connector's hand-off would refuse events now, or its pull source
         cannot make progress (readiness)."""
         return self.handoff.refusing() or self.stats.pull_problem
+
+    def warnings(self) -> list[str]:
+        """What its watchers warn about (``/readyz`` shows it; readiness stays)."""
+        return list(self.stats.watch.warnings.values())
 
 
 @dataclass
@@ -194,7 +200,8 @@ class Runtime:
         """Dead letters stored now per connector, as last counted (:meth:`count_dead_letters`)."""
         self._dead_counted: tuple[float, int] | None = None
         self.run_pulls = True
-        """Start pull sources' tasks (under ``--workers``, worker 0 alone runs them)."""
+        """Start pull sources' tasks and watchers (under ``--workers``, worker 0 alone
+        runs them)."""
 
     async def start(self) -> None:
         self.spool = await asyncio.to_thread(Spool, self.data_dir / "spool.db")
@@ -207,6 +214,8 @@ class Runtime:
             if c.pull is not None and self.run_pulls:
                 await c.pull.prepare()
                 c.pull.start()
+            for w in c.watchers if self.run_pulls else ():
+                w.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
 
     async def _build(self, spec: ConnectorSpec, spool: Spool) -> ConnectorRuntime:
@@ -252,12 +261,17 @@ class Runtime:
         )
         routes = list(source_type.routes(ctx))
         pull = None
+        clean = redacting(spec.secrets)
         if source_type.pull is not None:
-            clean = redacting(spec.secrets)
             pctx = make_context(
                 spec.name, spec.source.config, ctx.default_source, pipeline, stats, clog, clean
             )
             pull = PullRunner(spec.name, source_type.pull, pctx, spool, stats, clog, clean)
+        config = spec.source.config
+        watchers = [
+            WatchRunner(spec.name, w, config, stats.watch, clog, clean)
+            for w in (source_type.watchers(config) if source_type.watchers else ())
+        ]
         return ConnectorRuntime(
             spec,
             target,
@@ -269,6 +283,7 @@ class Runtime:
             parts.rate,
             routes,
             pull,
+            watchers,
         )
 
     def readiness(self) -> list[str]:
@@ -283,6 +298,10 @@ class Runtime:
             if why:
                 reasons.append(f"connector {c.spec.name}: {why}")
         return reasons
+
+    def warnings(self) -> list[str]:
+        """What ``/readyz`` reports without being not ready (watchers' warnings)."""
+        return [f"connector {c.spec.name}: {w}" for c in self.connectors for w in c.warnings()]
 
     async def count_dead_letters(self) -> None:
         """Count the dead letters again (before a scrape) when the count is older than
@@ -348,6 +367,8 @@ class Runtime:
         for c in self.connectors:  # before the spool closes: a submit commits all or nothing
             if c.pull is not None:
                 await c.pull.stop()
+            for w in c.watchers:
+                await w.stop()
         for c in self.connectors:
             if c.dispatcher is not None:
                 await c.dispatcher.stop()

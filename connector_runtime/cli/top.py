@@ -83,11 +83,13 @@ def frame(status: dict[str, Any], previous: dict[str, Any] | None, seconds: floa
             " ".join(f"{str(row[key])[:width]:{align}{width}}" for _, key, align, width in COLUMNS)
         )
         notes += [f"  {c['name']}: not ready: {r}" for r in c["reasons"]]
+        notes += [f"  {c['name']}: warning: {w}" for w in c["warnings"]]
+        notes += [f"  {c['name']}: watching {w['state']}" for w in c["watch"]]
         notes += [f"  {c['name']}: {e['time']} {e['level']}: {e['message']}" for e in c["errors"]]
     if status["reasons"] and not notes:
         notes = [f"  not ready: {r}" for r in status["reasons"]]
     if notes:
-        lines += ["", "last warnings and errors:", *notes[:12]]
+        lines += ["", "readiness, watched, last warnings and errors:", *notes[:12]]
     return "\n".join(lines) + "\n"
 
 

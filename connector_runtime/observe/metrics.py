@@ -146,7 +146,8 @@ class _RuntimeCollector(Collector):
         self.version = version()
 
     def collect(self) -> Iterable[Metric]:
-        return list(self._families())
+        own = list(self._families())
+        return own + list(_watch_families(self.runtime.connectors, {f.name for f in own}))
 
     def _families(self) -> Iterator[Metric]:
         requests = _counter(
@@ -215,6 +216,9 @@ class _RuntimeCollector(Collector):
             "connector",
             "kind",
         )
+        watch_restarts = _counter(
+            "watch_restarts", "Times a watcher failed and was started again.", "connector", "watch"
+        )
         ready = _gauge("ready", "1 when /readyz answers 200.")
         build = _gauge("build_info", "The running runtime's version (always 1).", "version")
         missing = _gauge(
@@ -250,6 +254,8 @@ class _RuntimeCollector(Collector):
                 pull_restarts.add_metric([name], s.pull_restarts)
                 for kind, n in sorted(s.pull_errors.items()):
                     pull_errors.add_metric([name, kind], n)
+            for watcher in sorted({*s.watch.states, *s.watch.restarts}):
+                watch_restarts.add_metric([name, watcher], s.watch.restarts[watcher])
         ready.add_metric([], 0.0 if self.runtime.readiness() else 1.0)
         build.add_metric([self.version], 1.0)
         missing.add_metric([], 0.0)
@@ -271,7 +277,25 @@ class _RuntimeCollector(Collector):
             pull_state,
             pull_restarts,
             pull_errors,
+            watch_restarts,
             ready,
             build,
             missing,
         )
+
+
+def _watch_families(connectors: Sequence[_Connector], taken: set[str]) -> Iterator[Metric]:
+    """The gauges and counters watchers contributed, one family per name across
+    connectors; a name the runtime uses itself is left out."""
+    families: dict[str, Metric] = {}
+    for c in connectors:
+        for full, family in c.stats.watch.families.items():
+            if full in taken:
+                continue
+            metric = families.get(full)
+            if metric is None:
+                metric = families[full] = Metric(full, family.documentation, family.kind)
+            sample = full + "_total" if family.kind == "counter" else full
+            for labels, value in sorted(family.samples.items()):
+                metric.add_sample(sample, dict(labels), value)
+    yield from families.values()

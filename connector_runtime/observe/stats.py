@@ -9,6 +9,32 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+Labels = tuple[tuple[str, str], ...]
+"""A sample's labels, as sorted (name, value) pairs."""
+
+
+@dataclass
+class Family:
+    """A gauge or counter a watcher contributes: its help text and samples by labels."""
+
+    kind: str
+    """``gauge`` or ``counter``."""
+    documentation: str
+    samples: dict[Labels, float] = field(default_factory=dict)
+
+
+@dataclass
+class WatchHealth:
+    """What a connector's watchers reported (``records.WatchStatus``), by watcher name."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    """The state line each watcher last reported (the status page)."""
+    warnings: dict[str, str] = field(default_factory=dict)
+    """``/readyz`` warnings, by watcher."""
+    families: dict[str, Family] = field(default_factory=dict)
+    """Metric families by full name (``connector_runtime_…``)."""
+    restarts: Counter[str] = field(default_factory=Counter)
+
 
 @dataclass
 class ConnectorStats:
@@ -41,5 +67,6 @@ class ConnectorStats:
     pull_restarts: int = 0
     pull_errors: Counter[str] = field(default_factory=Counter)
     """Problems a pull source reported, by kind (``auth``, ``rate_limited``, ...)."""
+    watch: WatchHealth = field(default_factory=WatchHealth)
     observe_request: Callable[[float], None] = lambda seconds: None
     observe_delivery: Callable[[float], None] = lambda seconds: None

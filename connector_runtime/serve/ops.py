@@ -51,8 +51,8 @@ class Ops:
         await self.runtime.count_dead_letters()
         return to_wire(self.runtime.metrics.families())
 
-    async def _own_readiness(self) -> list[str]:
-        return self.runtime.readiness()
+    async def _own_readiness(self) -> dict[str, list[str]]:
+        return {"reasons": self.runtime.readiness(), "warnings": self.runtime.warnings()}
 
     async def families(self) -> list[Metric]:
         """Every metric family, for the whole group (what ``/metrics`` and the status page
@@ -70,17 +70,21 @@ class Ops:
         """The Prometheus text exposition, for the whole group."""
         return generate_latest(_Families(await self.families()))
 
-    async def readiness(self) -> list[str]:
-        """Why the group should get no traffic now (empty when every worker is ready)."""
-        reasons = self.runtime.readiness()
+    async def readiness(self) -> tuple[list[str], list[str]]:
+        """Why the group should get no traffic now (empty when every worker is ready), and
+        the warnings that leave it ready (watchers')."""
+        reasons, warnings = self.runtime.readiness(), self.runtime.warnings()
         if self.group is None:
-            return reasons
+            return reasons, warnings
         answers, missing = await self.group.ask("readiness")
-        out = [f"worker {self.group.index}: {r}" for r in reasons]
+        mine = self.group.index
+        out = [f"worker {mine}: {r}" for r in reasons]
+        warned = [f"worker {mine}: {w}" for w in warnings]
         for index, theirs in sorted(answers.items()):
-            out += [f"worker {index}: {r}" for r in theirs]
+            out += [f"worker {index}: {r}" for r in theirs["reasons"]]
+            warned += [f"worker {index}: {w}" for w in theirs["warnings"]]
         out += [f"worker {index} did not answer" for index in missing]
-        return out
+        return out, warned
 
 
 def _declares_body(headers: tornado.httputil.HTTPHeaders) -> bool:
@@ -177,14 +181,18 @@ class HealthHandler(Endpoint):
 
 class ReadyHandler(Endpoint):
     """``/readyz``: 200 when every connector (of every worker) can take requests, else 503
-    with the reasons."""
+    with the reasons; ``warnings`` (only when there are some) say what watchers see wrong
+    that does not stop this process from taking requests (a paused Auth0 log stream)."""
 
     async def answer(self) -> None:
         assert self.ops is not None
-        reasons = await self.ops.readiness()
+        reasons, warnings = await self.ops.readiness()
         self.set_status(503 if reasons else 200)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"ready": not reasons, "reasons": reasons}))
+        body: dict[str, Any] = {"ready": not reasons, "reasons": reasons}
+        if warnings:
+            body["warnings"] = warnings
+        self.finish(json.dumps(body))
 
 
 class MetricsHandler(Endpoint):

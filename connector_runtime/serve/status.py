@@ -104,7 +104,7 @@ class Status:
 
     async def snapshot(self) -> dict[str, Any]:
         table = samples(await self.ops.families())
-        reasons = await self.ops.readiness()
+        reasons, warnings = await self.ops.readiness()
         if not self.history:
             self._remember(table)
         errors = self.recent.snapshot()
@@ -137,6 +137,10 @@ class Status:
                         for t, level, message in reversed(errors.get(name, []))
                     ],
                     "reasons": [r for r in reasons if mine in r],
+                    "warnings": [w for w in warnings if mine in w],
+                    "watch": [
+                        {"name": w, "state": state} for w, state in c.stats.watch.states.items()
+                    ],
                     "tap_dropped": dropped.get(name, 0),
                 }
             )
@@ -147,6 +151,7 @@ class Status:
             "workers_missing": int(value(table, P + "workers_missing")),
             "ready": not reasons,
             "reasons": reasons,
+            "warnings": warnings,
             "taps": {"attached": self.taps.attached, "max": self.taps.max_clients},
             "connectors": connectors,
         }

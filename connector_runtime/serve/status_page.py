@@ -43,6 +43,8 @@ SCRIPT = """
   function notes(c){
     var out=[];
     c.reasons.forEach(function(r){out.push(['','not ready: '+r]);});
+    c.warnings.forEach(function(w){out.push(['','warning: '+w]);});
+    c.watch.forEach(function(w){out.push(['','watching '+w.state]);});
     c.errors.forEach(function(e){out.push([e.time,e.level+': '+e.message]);});
     return out;
   }
@@ -79,6 +81,8 @@ def _e(value: Any) -> str:
 
 def _notes(c: dict[str, Any]) -> str:
     items = [f"<li>not ready: {_e(r)}</li>" for r in c["reasons"]]
+    items += [f"<li>warning: {_e(w)}</li>" for w in c["warnings"]]
+    items += [f"<li>watching {_e(w['state'])}</li>" for w in c["watch"]]
     items += [
         f"<li><time>{_e(e['time'])}</time>{_e(e['level'])}: {_e(e['message'])}</li>"
         for e in c["errors"]
@@ -116,7 +120,7 @@ up <span id="uptime">{_e(status["uptime_seconds"])}</span> s{group} &middot;
 taps {_e(status["taps"]["attached"])}/{_e(status["taps"]["max"])} &middot;
 <span id="updated">refreshes every {REFRESH} s</span></div>
 <table><thead><tr><th>connector</th><th>source &rarr; target</th>{heads}
-<th>readiness, last warnings and errors</th></tr></thead>
+<th>readiness, watched, last warnings and errors</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <script>{SCRIPT}</script>
 </body></html>

@@ -53,7 +53,11 @@ def total(families: list[Any], sample: str, **labels: str) -> float:
 
 PULL_PLUGIN = """
 import asyncio
-from connector_runtime import SourceType, hookimpl
+from connector_runtime import SourceType, Watcher, hookimpl
+
+async def watch(ctx):
+    ctx.status.report("all well")
+    await asyncio.Event().wait()
 
 async def pull(ctx):
     ctx.status.problem("auth", "credentials refused")
@@ -64,7 +68,8 @@ async def pull(ctx):
 @hookimpl
 def register_source_types(register):
     register(SourceType(name="metrics-pull", config_schema={"type": "object"},
-                        routes=lambda ctx: [], pull=pull))
+                        routes=lambda ctx: [], pull=pull,
+                        watchers=lambda config: [Watcher("w", watch)]))
 """
 
 
@@ -74,7 +79,7 @@ def busy(
 ) -> RunningRuntime:
     """A runtime whose connector ``p1`` (ack: delivered, only type ``s``) saw every outcome:
     accepted, filtered, duplicate, refused (target down: 503), a dead letter, a 400 body;
-    and a pull connector ``pull1`` that reported a problem and recovered."""
+    and a pull connector ``pull1`` that reported a problem and recovered, with a watcher."""
     throwaway_plugin("cr_metrics_pull", PULL_PLUGIN)
     pull = connector_doc("pull1", "metrics-pull", {}, {"type": "stdout"})
     doc = connector_doc(
@@ -95,7 +100,8 @@ def busy(
     assert post(url, jsonl([record("f", "s"), record("g", "s")])).status == 200
     assert post(url, b"{not json").status == 400
     for _ in range(200):  # the pull task runs on its own: wait until it reported
-        if any(f.name == "connector_runtime_pull_errors" and f.samples for f in scrape(rt)):
+        found = {f.name for f in scrape(rt) if f.samples}
+        if {"connector_runtime_pull_errors", "connector_runtime_watch_restarts"} <= found:
             break
         time.sleep(0.05)
     return rt

@@ -47,6 +47,7 @@ from connector_runtime_auth0.mapping import CATEGORY_ATTRIBUTE, TYPE_PREFIX, to_
 from connector_runtime_auth0.parse import FORMATS, ParseError, Record, parse_body
 from connector_runtime_auth0.pii import PRESETS, expand
 from connector_runtime_auth0.puller import pull
+from connector_runtime_auth0.stream_health import check_watch_config, watchers
 from connector_runtime_auth0.streams import (
     EventsHandler,
     check_events_config,
@@ -86,28 +87,60 @@ NAME: Final = "auth0"
 LOGS_NAME: Final = "auth0-logs"
 EVENTS_NAME: Final = "auth0-events"
 
-CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
-    files(__package__).joinpath("config.schema.json").read_text(encoding="utf-8")
-)
-LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
-    files(__package__).joinpath("logs.schema.json").read_text(encoding="utf-8")
-)
+
+def _schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(files(__package__).joinpath(name).read_text("utf-8"))
+    return loaded
 
 
-EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
-    files(__package__).joinpath("events.schema.json").read_text(encoding="utf-8")
+def _with_watch(schema: dict[str, Any], credentials: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``schema`` with the stream health keys (``watch.schema.json``) and, for a source
+    without credentials of its own, ``managementApi`` built from ``auth0-logs``'s."""
+    properties = dict(schema["properties"])
+    if credentials is not None:
+        properties["managementApi"] = {
+            "description": "The Management API credentials of a machine-to-machine application"
+            " with the scope read:log_streams (and update:log_streams for resumeSuspended),"
+            " used only by watchStream.",
+            "type": "object",
+            "properties": dict(credentials),
+            "required": ["domain", "clientId", "clientSecret"],
+            "additionalProperties": False,
+        }
+    properties.update(_schema("watch.schema.json")["properties"])
+    return {**schema, "properties": properties}
+
+
+_LOGS = _schema("logs.schema.json")
+_CREDENTIALS = ("domain", "clientId", "clientSecret", "requestTimeout")
+CONFIG_SCHEMA: Final[Mapping[str, Any]] = _with_watch(
+    _schema("config.schema.json"),
+    {
+        **{k: _LOGS["properties"][k] for k in _CREDENTIALS},
+        "clientId": {
+            **_LOGS["properties"]["clientId"],
+            "description": "The client id of a machine-to-machine application authorised for"
+            " the Management API.",
+        },
+    },
 )
+LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = _with_watch(_LOGS, None)
+EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = _schema("events.schema.json")
 
 
 def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
-    """Report ``events`` entries that are neither a known code nor a known category."""
+    """Report ``events`` entries that are neither a known code nor a known category, and
+    a ``watchStream`` without ``managementApi``."""
     events = config.get("events") or ()
-    return unknown_names(events, is_known, closest, "event type or category")
+    problems = list(unknown_names(events, is_known, closest, "event type or category"))
+    return problems + check_watch_config(config, "managementApi" in config)
 
 
 def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
     """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
-    problems = list(check_config(config))
+    events = config.get("events") or ()
+    problems = list(unknown_names(events, is_known, closest, "event type or category"))
+    problems += check_watch_config(config, True)
     try:
         start_checkpoint(config.get("startFrom", "now"))
     except ValueError as exc:
@@ -128,6 +161,7 @@ SOURCE_TYPE: Final = SourceType(
     description="Auth0 log streams (Custom Webhook): one CloudEvent per log record",
     check_config=check_config,
     parse_offline=parse_offline,
+    watchers=watchers,
 )
 
 LOGS_SOURCE_TYPE: Final = SourceType(
@@ -137,6 +171,7 @@ LOGS_SOURCE_TYPE: Final = SourceType(
     description="Auth0 logs pulled from the Management API by checkpoint (no public endpoint)",
     check_config=check_logs_config,
     pull=pull,
+    watchers=watchers,
 )
 
 EVENTS_SOURCE_TYPE: Final = SourceType(

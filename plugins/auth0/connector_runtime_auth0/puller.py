@@ -20,7 +20,6 @@ next page that commits.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Mapping
@@ -29,25 +28,16 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from connector_runtime import PullContext, Unavailable, parse_duration
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
-from connector_runtime_auth0.logs_api import (
-    Pacer,
-    PageError,
-    audience,
-    base_url,
-    parse_page,
-    start_checkpoint,
-    written_at,
-)
+from connector_runtime_auth0.logs_api import PageError, parse_page, start_checkpoint, written_at
+from connector_runtime_auth0.management import ApiProblem, ManagementApi
 from connector_runtime_auth0.mapping import Mapper
 
 __all__ = ["Settings", "pull"]
 
-REFRESH_MARGIN: Final = 60.0
-"""A token is fetched again this long before it expires (at most half its lifetime)."""
 BACKOFF: Final = (1.0, 60.0)
 AUTH_BACKOFF: Final = (5.0, 300.0)
+"""Refused credentials and missing scopes: a person has to act, so ask seldom."""
 
 
 @dataclass(frozen=True)
@@ -77,98 +67,18 @@ class Settings:
         )
 
 
-class _Retry(Exception):
-    """This request failed in a way that passes: wait ``delay``, then ask again."""
+class _Tenant(ManagementApi):
+    """The Management API, and its log pages."""
 
-    def __init__(self, kind: str, reason: str, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-        self.delay = delay
-
-
-class _Tenant:
-    """The HTTP side: a token, and log pages."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.s = settings
-        self.base = base_url(settings.domain)
-        self.http = AsyncHTTPClient(force_instance=True)
-        self.pacer = Pacer(settings.rate)
-        self._token: str | None = None
-        self._renew_at = 0.0
-
-    async def _fetch(self, request: HTTPRequest) -> HTTPResponse:
-        try:
-            return await self.http.fetch(request, raise_error=False)
-        except HTTPClientError as exc:  # 599: timeout, connection refused or reset
-            raise _Retry("unavailable", f"{_where(request)}: {exc.message or exc}") from None
-        except OSError as exc:
-            raise _Retry("unavailable", f"{_where(request)}: {exc.strerror or exc}") from None
-
-    async def token(self) -> str:
-        if self._token is not None and time.monotonic() < self._renew_at:
-            return self._token
-        body = json.dumps(
-            {
-                "grant_type": "client_credentials",
-                "client_id": self.s.client_id,
-                "client_secret": self.s.client_secret,
-                "audience": audience(self.s.domain),
-            }
-        )
-        request = HTTPRequest(
-            self.base + "/oauth/token",
-            method="POST",
-            body=body,
-            headers={"Content-Type": "application/json"},
-            request_timeout=self.s.timeout,
-        )
-        response = await self._fetch(request)
-        if response.code in (400, 401, 403):
-            raise _Retry(
-                "auth",
-                f"Auth0 refused the client credentials of client {self.s.client_id}"
-                f" (HTTP {response.code} {_error_code(response.body)}): check clientId,"
-                " clientSecret and that the application may call the Management API",
-            )
-        if response.code != 200:
-            raise _Retry("unavailable", f"POST /oauth/token answered HTTP {response.code}")
-        try:
-            answer = json.loads(response.body)
-            token, lifetime = str(answer["access_token"]), float(answer.get("expires_in", 86400))
-        except (ValueError, KeyError, TypeError):
-            raise _Retry("unavailable", "POST /oauth/token answered no access_token") from None
-        self._token = token
-        self._renew_at = time.monotonic() + lifetime - min(REFRESH_MARGIN, lifetime / 2)
-        return token
+    def __init__(self, s: Settings) -> None:
+        super().__init__(s.domain, s.client_id, s.client_secret, s.timeout, s.rate)
 
     async def page(self, url: str) -> tuple[bytes, str | None]:
         """A page's body and its ``Link: rel="next"`` URL."""
-        token = await self.token()
-        await self.pacer.wait()
-        request = HTTPRequest(
-            url, headers={"Authorization": f"Bearer {token}"}, request_timeout=self.s.timeout
-        )
-        response = await self._fetch(request)
+        response = await self.call("GET", url, "read:logs", "the logs API")
         if response.code == 200:
             return response.body, _next_link(response.headers.get("Link", ""))
-        if response.code == 429:
-            reset = _number(response.headers.get("X-RateLimit-Reset"))
-            wait_until = reset if reset is not None else time.time() + 1.0
-            self.pacer.hold_until(wait_until)
-            raise _Retry("rate_limited", "the logs API answered 429 (rate limit)", 0.0)
-        if response.code == 401:
-            self._token = None  # expired or revoked: the next attempt asks for a new one
-            raise _Retry("auth", "the logs API refused the access token (HTTP 401)", 0.0)
-        if response.code == 403:
-            raise _Retry(
-                "auth", "the logs API answered 403: the application lacks the scope read:logs"
-            )
-        raise _Retry("unavailable", f"GET /api/v2/logs answered HTTP {response.code}")
-
-    def close(self) -> None:
-        self.http.close()
+        raise ApiProblem("unavailable", f"GET /api/v2/logs answered HTTP {response.code}")
 
 
 async def pull(ctx: PullContext) -> None:
@@ -191,15 +101,16 @@ async def pull(ctx: PullContext) -> None:
             try:
                 body, link = await tenant.page(url)
                 records = parse_page(body, Mapper(mapper_source))
-            except (_Retry, PageError) as exc:
+            except (ApiProblem, PageError) as exc:
                 kind, reason, delay = (
                     (exc.kind, exc.reason, exc.delay)
-                    if isinstance(exc, _Retry)
+                    if isinstance(exc, ApiProblem)
                     else ("invalid_page", str(exc), None)
                 )
                 ctx.status.problem(kind, reason)
                 failures += 1
-                low, high = AUTH_BACKOFF if kind == "auth" and delay is None else BACKOFF
+                slow = kind in ("auth", "scope") and delay is None
+                low, high = AUTH_BACKOFF if slow else BACKOFF
                 if delay is None:
                     delay = min(high, low * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)  # noqa: S311  (jitter)
                 elif kind == "auth" and failures > 1:  # a fresh token refused again
@@ -246,23 +157,3 @@ def _next_link(header: str) -> str | None:
         if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
             return url.strip().strip("<>") or None
     return None
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _error_code(body: bytes) -> str:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return "no JSON"
-    code = answer.get("error") if isinstance(answer, dict) else None
-    return str(code)[:60] if code else "no error code"
-
-
-def _where(request: HTTPRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
