@@ -2,7 +2,8 @@
 
 A fake tenant's Custom Webhook log stream delivers to an ``auth0`` connector of a real
 runtime process; the runtime stops (SIGTERM) long enough for the stream to be suspended;
-records written meanwhile never come by the stream. An ``auth0-logs`` connector of the same
+records written meanwhile never come by the stream, and the restarted runtime, watching
+the stream, sets it active again (``resumeSuspended``). An ``auth0-logs`` connector of the same
 tenant, sharing the dedupe scope, pulls them: the target holds every record of the tenant
 exactly once, some brought by the stream (without the API's ``_id``), the rest by the pull.
 Real subprocesses, real sockets."""
@@ -46,6 +47,9 @@ def test_the_pull_fills_a_suspended_streams_gap_and_nothing_arrives_twice(
         "requestsPerSecond": 20,
         "pollInterval": "200ms",
         "settle": "1s",  # the stream delivers first; the pull takes what it missed
+        "watchStream": stream.id,  # and the runtime resumes the stream Auth0 suspended
+        "watchInterval": "1s",
+        "resumeSuspended": True,
     }
     manifest = write_manifest(
         tmp_path / "m.yaml",
@@ -84,8 +88,7 @@ def test_the_pull_fills_a_suspended_streams_gap_and_nothing_arrives_twice(
         suspended = len(tenant.records)
         write_until(lambda: len(tenant.records) >= suspended + 30)
         proc = RuntimeProcess(manifest, data, port=port).start()
-        write_until(lambda: len(tenant.records) >= suspended + 60)
-        stream.set_status("active", "api")  # resumed by hand, as Auth0 asks
+        write_until(lambda: stream.status == "active")  # the watcher's PATCH
         resumed = len(sender.delivered_ids)
         write_until(lambda: len(sender.delivered_ids) >= resumed + 60)
         ids = [lid for lid, _, _ in tenant.records]
@@ -122,6 +125,7 @@ def test_the_pull_fills_a_suspended_streams_gap_and_nothing_arrives_twice(
     assert set(sender.dropped_ids) <= by_pull
     assert len(sender.dropped_ids) >= 60
     assert tenant.client_secret not in proc.log()
+    assert f"log stream {stream.id}" in proc.log() and "resum" in proc.log()
     print(
         f"records={len(ids)} by stream={len(by_stream)} by pull={len(by_pull)}"
         f" stream dropped={len(sender.dropped_ids)} stream repeats={sender.repeats}"
