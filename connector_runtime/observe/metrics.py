@@ -215,6 +215,14 @@ class _RuntimeCollector(Collector):
             "connector",
             "kind",
         )
+        counted = _counter(
+            "source_events",
+            "Events a source counted apart, by kind (test: a sender's test deliveries) and"
+            " outcome (passed, dropped).",
+            "connector",
+            "kind",
+            "outcome",
+        )
         ready = _gauge("ready", "1 when /readyz answers 200.")
         build = _gauge("build_info", "The running runtime's version (always 1).", "version")
         missing = _gauge(
@@ -250,6 +258,8 @@ class _RuntimeCollector(Collector):
                 pull_restarts.add_metric([name], s.pull_restarts)
                 for kind, n in sorted(s.pull_errors.items()):
                     pull_errors.add_metric([name, kind], n)
+            for (kind, outcome), n in sorted(s.counted.items()):
+                counted.add_metric([name, kind, outcome], n)
         ready.add_metric([], 0.0 if self.runtime.readiness() else 1.0)
         build.add_metric([self.version], 1.0)
         missing.add_metric([], 0.0)
@@ -271,6 +281,7 @@ class _RuntimeCollector(Collector):
             pull_state,
             pull_restarts,
             pull_errors,
+            counted,
             ready,
             build,
             missing,

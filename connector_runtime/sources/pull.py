@@ -123,4 +123,5 @@ def make_context(
     log: logging.Logger,
 ) -> PullContext:
     """The template context (``checkpoint`` is filled in at each start)."""
-    return PullContext(connector, config, default_source, ingest, None, Status(stats, log), log)
+    status = Status(stats, log)
+    return PullContext(connector, config, default_source, ingest, None, status, log, stats)

@@ -20,34 +20,26 @@ next page that commits.
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlencode
 
-from connector_runtime import PullContext, Unavailable, parse_duration
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from connector_runtime import PullContext, parse_duration
+from tornado.httpclient import HTTPRequest
 
 from connector_runtime_auth0.logs_api import (
     Pacer,
     PageError,
-    audience,
-    base_url,
     parse_page,
     start_checkpoint,
     written_at,
 )
 from connector_runtime_auth0.mapping import Mapper
+from connector_runtime_auth0.mgmt import Backoff, Credentials, Retry, submit
 
 __all__ = ["Settings", "pull"]
-
-REFRESH_MARGIN: Final = 60.0
-"""A token is fetched again this long before it expires (at most half its lifetime)."""
-BACKOFF: Final = (1.0, 60.0)
-AUTH_BACKOFF: Final = (5.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -77,98 +69,42 @@ class Settings:
         )
 
 
-class _Retry(Exception):
-    """This request failed in a way that passes: wait ``delay``, then ask again."""
-
-    def __init__(self, kind: str, reason: str, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-        self.delay = delay
-
-
-class _Tenant:
+class _Tenant(Credentials):
     """The HTTP side: a token, and log pages."""
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
-        self.base = base_url(settings.domain)
-        self.http = AsyncHTTPClient(force_instance=True)
+        super().__init__(
+            settings.domain,
+            settings.client_id,
+            settings.client_secret,
+            settings.timeout,
+            "read:logs",
+        )
         self.pacer = Pacer(settings.rate)
-        self._token: str | None = None
-        self._renew_at = 0.0
-
-    async def _fetch(self, request: HTTPRequest) -> HTTPResponse:
-        try:
-            return await self.http.fetch(request, raise_error=False)
-        except HTTPClientError as exc:  # 599: timeout, connection refused or reset
-            raise _Retry("unavailable", f"{_where(request)}: {exc.message or exc}") from None
-        except OSError as exc:
-            raise _Retry("unavailable", f"{_where(request)}: {exc.strerror or exc}") from None
-
-    async def token(self) -> str:
-        if self._token is not None and time.monotonic() < self._renew_at:
-            return self._token
-        body = json.dumps(
-            {
-                "grant_type": "client_credentials",
-                "client_id": self.s.client_id,
-                "client_secret": self.s.client_secret,
-                "audience": audience(self.s.domain),
-            }
-        )
-        request = HTTPRequest(
-            self.base + "/oauth/token",
-            method="POST",
-            body=body,
-            headers={"Content-Type": "application/json"},
-            request_timeout=self.s.timeout,
-        )
-        response = await self._fetch(request)
-        if response.code in (400, 401, 403):
-            raise _Retry(
-                "auth",
-                f"Auth0 refused the client credentials of client {self.s.client_id}"
-                f" (HTTP {response.code} {_error_code(response.body)}): check clientId,"
-                " clientSecret and that the application may call the Management API",
-            )
-        if response.code != 200:
-            raise _Retry("unavailable", f"POST /oauth/token answered HTTP {response.code}")
-        try:
-            answer = json.loads(response.body)
-            token, lifetime = str(answer["access_token"]), float(answer.get("expires_in", 86400))
-        except (ValueError, KeyError, TypeError):
-            raise _Retry("unavailable", "POST /oauth/token answered no access_token") from None
-        self._token = token
-        self._renew_at = time.monotonic() + lifetime - min(REFRESH_MARGIN, lifetime / 2)
-        return token
 
     async def page(self, url: str) -> tuple[bytes, str | None]:
         """A page's body and its ``Link: rel="next"`` URL."""
         token = await self.token()
         await self.pacer.wait()
         request = HTTPRequest(
-            url, headers={"Authorization": f"Bearer {token}"}, request_timeout=self.s.timeout
+            url, headers={"Authorization": f"Bearer {token}"}, request_timeout=self.timeout
         )
-        response = await self._fetch(request)
+        response = await self.fetch(request)
         if response.code == 200:
             return response.body, _next_link(response.headers.get("Link", ""))
         if response.code == 429:
             reset = _number(response.headers.get("X-RateLimit-Reset"))
             wait_until = reset if reset is not None else time.time() + 1.0
             self.pacer.hold_until(wait_until)
-            raise _Retry("rate_limited", "the logs API answered 429 (rate limit)", 0.0)
+            raise Retry("rate_limited", "the logs API answered 429 (rate limit)", 0.0)
         if response.code == 401:
-            self._token = None  # expired or revoked: the next attempt asks for a new one
-            raise _Retry("auth", "the logs API refused the access token (HTTP 401)", 0.0)
+            self.drop()  # expired or revoked: the next attempt asks for a new one
+            raise Retry("auth", "the logs API refused the access token (HTTP 401)", 0.0)
         if response.code == 403:
-            raise _Retry(
+            raise Retry(
                 "auth", "the logs API answered 403: the application lacks the scope read:logs"
             )
-        raise _Retry("unavailable", f"GET /api/v2/logs answered HTTP {response.code}")
-
-    def close(self) -> None:
-        self.http.close()
+        raise Retry("unavailable", f"GET /api/v2/logs answered HTTP {response.code}")
 
 
 async def pull(ctx: PullContext) -> None:
@@ -179,9 +115,9 @@ async def pull(ctx: PullContext) -> None:
     checkpoint = ctx.checkpoint
     if checkpoint is None:  # the first run: fix its start in the spool at once
         checkpoint = start_checkpoint(s.start_from)
-        await _submit(ctx, [], checkpoint)
+        await submit(ctx, [], checkpoint)
     url: str | None = None
-    failures = 0
+    backoff = Backoff()
     try:
         while True:
             if url is None:
@@ -191,22 +127,16 @@ async def pull(ctx: PullContext) -> None:
             try:
                 body, link = await tenant.page(url)
                 records = parse_page(body, Mapper(mapper_source))
-            except (_Retry, PageError) as exc:
+            except (Retry, PageError) as exc:
                 kind, reason, delay = (
                     (exc.kind, exc.reason, exc.delay)
-                    if isinstance(exc, _Retry)
+                    if isinstance(exc, Retry)
                     else ("invalid_page", str(exc), None)
                 )
                 ctx.status.problem(kind, reason)
-                failures += 1
-                low, high = AUTH_BACKOFF if kind == "auth" and delay is None else BACKOFF
-                if delay is None:
-                    delay = min(high, low * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)  # noqa: S311  (jitter)
-                elif kind == "auth" and failures > 1:  # a fresh token refused again
-                    delay = min(AUTH_BACKOFF[1], AUTH_BACKOFF[0] * 2 ** (failures - 2))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(backoff.next(kind, delay))
                 continue
-            failures = 0
+            backoff.reset()
             cutoff = time.time() - s.settle
             ready = records
             if s.settle > 0:
@@ -217,7 +147,7 @@ async def pull(ctx: PullContext) -> None:
                     ready.append((log_id, event))
             if ready:
                 checkpoint = ready[-1][0]
-                await _submit(ctx, [event for _, event in ready], checkpoint)
+                await submit(ctx, [event for _, event in ready], checkpoint)
             ctx.status.ok()
             whole = len(ready) == len(records)
             if len(records) < s.take or not whole:  # caught up (or held back by settle)
@@ -227,17 +157,6 @@ async def pull(ctx: PullContext) -> None:
                 url = link if link and whole else None
     finally:
         tenant.close()
-
-
-async def _submit(ctx: PullContext, events: list[Any], checkpoint: str) -> None:
-    """Commit ``events`` with ``checkpoint``; while the spool refuses, wait and try again."""
-    while True:
-        try:
-            await ctx.ingest.submit(events, checkpoint=checkpoint)
-            return
-        except Unavailable as exc:
-            ctx.status.problem("spool", f"the spool refused a page: {exc}")
-            await asyncio.sleep(max(1.0, float(exc.retry_after or 1)))
 
 
 def _next_link(header: str) -> str | None:
@@ -253,16 +172,3 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _error_code(body: bytes) -> str:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return "no JSON"
-    code = answer.get("error") if isinstance(answer, dict) else None
-    return str(code)[:60] if code else "no error code"
-
-
-def _where(request: HTTPRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
