@@ -1,16 +1,18 @@
 """The Auth0 source types: ``auth0`` (Custom Webhook log streams), ``auth0-logs`` (the
-Management API's logs, pulled by checkpoint) and ``auth0-events`` (Event Streams webhooks,
-CloudEvents as sent).
+Management API's logs, pulled by checkpoint), ``auth0-events`` (Event Streams webhooks,
+CloudEvents as sent) and ``auth0-events-pull`` (the same events read from the Events API's
+Server-Sent Events by offset).
 
 Installed as its own distribution (``connector-runtime-auth0``), found by the runtime through
 the entry point ``auth0`` in the group ``connector_runtime``. It implements these hooks:
 
-- ``register_source_types``: the three source types (config schema, routes or the pull
+- ``register_source_types``: the four source types (config schema, routes or the pull
   task, checks); ``auth0`` and ``auth0-logs`` map records to the same CloudEvents
   (:mod:`connector_runtime_auth0.puller` for the pull);
 - ``event_filter``: for ``auth0`` and ``auth0-logs`` connectors whose config lists
   ``events``, a predicate that keeps events whose type code or filter category is listed;
-  for ``auth0-events`` ones, events whose type is listed or in a listed ``family.*``;
+  for ``auth0-events`` and ``auth0-events-pull`` ones, events whose type is listed or in a
+  listed ``family.*``;
 - ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
   transforms (:mod:`.pii`), built from the runtime's own operations.
 """
@@ -40,6 +42,8 @@ from connector_runtime_auth0.catalogue import (
     is_known,
     unknown_names,
 )
+from connector_runtime_auth0.events_puller import pull as pull_events
+from connector_runtime_auth0.events_puller import start_query
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.logs_api import start_checkpoint
@@ -59,6 +63,8 @@ __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
     "EVENTS_CONFIG_SCHEMA",
+    "EVENTS_PULL_CONFIG_SCHEMA",
+    "EVENTS_PULL_SOURCE_TYPE",
     "EVENTS_SOURCE_TYPE",
     "EVENT_STREAM_TYPES",
     "FORMATS",
@@ -85,6 +91,7 @@ __all__ = [
 NAME: Final = "auth0"
 LOGS_NAME: Final = "auth0-logs"
 EVENTS_NAME: Final = "auth0-events"
+EVENTS_PULL_NAME: Final = "auth0-events-pull"
 
 CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("config.schema.json").read_text(encoding="utf-8")
@@ -97,6 +104,9 @@ LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
 EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     files(__package__).joinpath("events.schema.json").read_text(encoding="utf-8")
 )
+EVENTS_PULL_CONFIG_SCHEMA: Final[Mapping[str, Any]] = json.loads(
+    files(__package__).joinpath("events_pull.schema.json").read_text(encoding="utf-8")
+)
 
 
 def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
@@ -105,20 +115,36 @@ def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
     return unknown_names(events, is_known, closest, "event type or category")
 
 
-def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
-    """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
-    problems = list(check_config(config))
+def _pull_checks(
+    config: Mapping[str, Any],
+    start: Callable[[str], object],
+    durations: Sequence[str],
+) -> list[tuple[str, str]]:
+    """``startFrom`` must be something ``start`` takes, and the ``durations`` parse."""
+    problems = []
     try:
-        start_checkpoint(config.get("startFrom", "now"))
+        start(config.get("startFrom", "now"))
     except ValueError as exc:
         problems.append(("startFrom", str(exc)))
-    for key in ("pollInterval", "settle", "requestTimeout"):
+    for key in durations:
         if key in config:
             try:
                 parse_duration(config[key])
             except ValueError as exc:
                 problems.append((key, str(exc)))
     return problems
+
+
+def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
+    durations = ("pollInterval", "settle", "requestTimeout")
+    return [*check_config(config), *_pull_checks(config, start_checkpoint, durations)]
+
+
+def check_events_pull_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """``events`` as for ``auth0-events``; ``startFrom`` and the durations must parse."""
+    durations = ("idleTimeout", "requestTimeout")
+    return [*check_events_config(config), *_pull_checks(config, start_query, durations)]
 
 
 SOURCE_TYPE: Final = SourceType(
@@ -148,6 +174,15 @@ EVENTS_SOURCE_TYPE: Final = SourceType(
     parse_offline=parse_events_offline,
 )
 
+EVENTS_PULL_SOURCE_TYPE: Final = SourceType(
+    name=EVENTS_PULL_NAME,
+    config_schema=EVENTS_PULL_CONFIG_SCHEMA,
+    routes=lambda ctx: [],
+    description="Auth0 Events read from the Events API (Server-Sent Events) by offset",
+    check_config=check_events_pull_config,
+    pull=pull_events,
+)
+
 
 def make_predicate(names: Sequence[str]) -> EventPredicate:
     """A predicate keeping events whose code or category is among ``names``.
@@ -168,23 +203,26 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
 
 @hookimpl
 def register_source_types(register: Callable[[SourceType], None]) -> None:
-    """Contribute the ``auth0``, ``auth0-logs`` and ``auth0-events`` source types."""
+    """Contribute the ``auth0``, ``auth0-logs``, ``auth0-events`` and ``auth0-events-pull``
+    source types."""
     register(SOURCE_TYPE)
     register(LOGS_SOURCE_TYPE)
     register(EVENTS_SOURCE_TYPE)
+    register(EVENTS_PULL_SOURCE_TYPE)
 
 
 @hookimpl
 def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
-    """The ``events`` filter of an ``auth0``, ``auth0-logs`` or ``auth0-events`` connector;
-    ``None`` for any other connector."""
-    if connector.source.type not in (NAME, LOGS_NAME, EVENTS_NAME):
+    """The ``events`` filter of an ``auth0``, ``auth0-logs``, ``auth0-events`` or
+    ``auth0-events-pull`` connector; ``None`` for any other connector."""
+    if connector.source.type not in (NAME, LOGS_NAME, EVENTS_NAME, EVENTS_PULL_NAME):
         return None
     names = connector.source.config.get("events")
     if not names:
         return None
     listed = [name for name in names if isinstance(name, str)]
-    return keeps(listed) if connector.source.type == EVENTS_NAME else make_predicate(listed)
+    cloudevents = connector.source.type in (EVENTS_NAME, EVENTS_PULL_NAME)
+    return keeps(listed) if cloudevents else make_predicate(listed)
 
 
 @hookimpl

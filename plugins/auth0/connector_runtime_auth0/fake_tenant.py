@@ -90,6 +90,10 @@ class FakeTenant:
     _bucket: float = 0.0
     _filled: float = 0.0
     _server: tornado.httpserver.HTTPServer | None = None
+    extra_routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]]] = field(
+        default_factory=list
+    )
+    """More routes served beside these (e.g. the Events API's, :mod:`.fake_events_api`)."""
 
     @property
     def url(self) -> str:
@@ -206,7 +210,9 @@ class FakeTenant:
                 await tenant._logs(self)
 
         async def listen() -> tornado.httpserver.HTTPServer:
-            app = tornado.web.Application([(r"/oauth/token", Token), (r"/api/v2/logs", Logs)])
+            app = tornado.web.Application(
+                [(r"/oauth/token", Token), (r"/api/v2/logs", Logs), *self.extra_routes]
+            )
             server = tornado.httpserver.HTTPServer(app)
             server.listen(self.port, "127.0.0.1")
             return server
@@ -218,6 +224,12 @@ class FakeTenant:
         if self._server is not None:
             server, self._server = self._server, None
             self.loop.run(_close(server))
+
+    def token_valid(self, authorization: str) -> bool:
+        """Whether an ``Authorization`` header carries a token issued and not expired."""
+        token = authorization.removeprefix("Bearer ")
+        good = authorization.startswith("Bearer ")
+        return good and self._tokens.get(token, 0.0) > time.monotonic()
 
     def _limit(self, handler: tornado.web.RequestHandler) -> bool:
         """Take a token from the bucket; set the three headers; False when over."""
@@ -239,9 +251,7 @@ class FakeTenant:
         arrived.status = await self._answer(handler, arrived)
 
     async def _answer(self, handler: tornado.web.RequestHandler, arrived: LogRequest) -> int:
-        auth = handler.request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) <= time.monotonic():
+        if not self.token_valid(handler.request.headers.get("Authorization", "")):
             return _error(handler, 401, "Expired token received for JSON Web Token validation")
         if not self._limit(handler):
             return _error(handler, 429, "Global limit has been reached")
