@@ -9,7 +9,9 @@ One loop per connector (:func:`pull`):
    renewed before it expires and after a 401;
 2. ``GET /api/v2/events`` with the committed offset as ``Last-Event-ID`` (and ``from``,
    for a proxy that drops the header; Auth0 prefers the header), or on a first run per
-   ``startFrom``: nothing (``now``) or ``from_timestamp``;
+   ``startFrom``: nothing (``now``) or ``from_timestamp``; ``event_type`` for each of
+   ``events`` when they are all exact types (the Management API reference:
+   https://auth0.com/docs/api/management/v2/events/subscribe-events);
 3. the stream parsed (:mod:`.sse`); the messages each read completes are handed over at
    once, their events with the last message's ``id`` as the checkpoint, committed with
    them; an ``offset-only`` heartbeat's id is committed too (Auth0 asks to keep the id of
@@ -62,6 +64,9 @@ class Settings:
     timeout: float
     test_events: str
     source: str | None
+    event_types: tuple[str, ...]
+    """``event_type`` query values: ``events`` when it lists exact types only (a
+    ``family.*`` cannot be asked for, so then the runtime's filter alone selects)."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Settings:
@@ -75,6 +80,7 @@ class Settings:
             timeout=parse_duration(config.get("requestTimeout", "30s")),
             test_events=config.get("testEvents", "pass"),
             source=config.get("source"),
+            event_types=_exact(config.get("events") or ()),
         )
 
 
@@ -121,10 +127,11 @@ class _Reader:
             "Accept": "text/event-stream",
             "Cache-Control": "no-cache",
         }
-        query = dict(self.query)
+        query = [*self.query.items()]
         if self.offset:
             headers["Last-Event-ID"] = self.offset
-            query = {"from": self.offset}
+            query = [("from", self.offset)]
+        query += [("event_type", name) for name in self.s.event_types]
         url = f"{self.creds.base}/api/v2/events" + (f"?{urlencode(query)}" if query else "")
         try:
             stream = await open_stream(url, headers, self.s.timeout)
@@ -257,6 +264,10 @@ async def _expired(ctx: PullContext, reader: _Reader) -> None:
         policy,
     )
     reader.offset, reader.query = None, start_query(policy)
+
+
+def _exact(names: Sequence[str]) -> tuple[str, ...]:
+    return () if any(n.endswith("*") for n in names) else tuple(names)
 
 
 def _number(value: str | None) -> float | None:

@@ -13,7 +13,7 @@ and the Management API reference
   heartbeats while nothing happens, beside ``:`` comments;
 - resuming after an offset given as ``Last-Event-ID`` or ``from`` (the header wins);
   ``from_timestamp`` (RFC 3339) starts at the first event published then or later; none
-  of them: only events published from now on;
+  of them: only events published from now on; ``event_type`` (repeated) selects types;
 - 401 without a valid token.
 
 What the documentation leaves open, and this fake assumes (the README says so too): an
@@ -62,6 +62,7 @@ class EventsRequest:
     last_event_id: str | None
     from_: str | None
     from_timestamp: str | None
+    event_types: list[str] = field(default_factory=list)
     status: int = 0
     sent: int = 0
     """Events (not heartbeats) written to this connection."""
@@ -213,6 +214,7 @@ class _Events(tornado.web.RequestHandler):
             self.request.headers.get("Last-Event-ID"),
             self.get_query_argument("from", None),
             self.get_query_argument("from_timestamp", None),
+            self.get_query_arguments("event_type"),
         )
         api.requests.append(arrived)
         if not api.tenant.token_valid(self.request.headers.get("Authorization", "")):
@@ -237,6 +239,9 @@ class _Events(tornado.web.RequestHandler):
             while ends_at is None or time.monotonic() < ends_at:
                 if where < len(api.events):
                     event = api.events[where]
+                    if arrived.event_types and event.type not in arrived.event_types:
+                        where, offset = where + 1, event.offset  # a later heartbeat says so
+                        continue
                     message = api._message(event)
                     if drop is not None and arrived.sent >= drop:
                         self.write(message[: len(message) // 2])

@@ -240,3 +240,20 @@ class TestEventsPullConformance(PullConformance):
 
     def add_more(self):
         return len(self.api.add(7))
+
+
+def test_exact_event_types_are_asked_for_and_families_filtered_here(
+    api: FakeEventsAPI, runtime_factory, recording_target: RecordingTarget
+):
+    wanted = api.add(3, event_type="user.deleted")
+    api.add(3, event_type="user.created")
+    org = api.add(2, event_type="organization.member.added")
+    exact = pull_doc(api, recording_target.url, events=["user.deleted"])
+    family = pull_doc(api, recording_target.url, events=["organization.member.*"])
+    family["metadata"]["name"] = "family"
+    runtime_factory([exact, family])
+    assert not recording_target.wait_for_ids(set(wanted + org))
+    time.sleep(0.3)
+    assert sorted(e.id for e in recording_target.events) == sorted(wanted + org)
+    asked = sorted(r.event_types for r in api.requests)
+    assert asked == [[], ["user.deleted"]]
