@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
+from connector_runtime import ManifestError, build_registry, load_manifest
 from connector_runtime.conformance import PullConformance
-from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc, post
+from connector_runtime.testing import (
+    LoopThread,
+    RecordingTarget,
+    connector_doc,
+    post,
+    write_manifest,
+)
 from test_auth0_logs import metric, readyz, wait_until
 
+from connector_runtime_auth0.events_puller import start_query
 from connector_runtime_auth0.fake_events_api import FakeEventsAPI
 from connector_runtime_auth0.testing import stream_event
 
@@ -257,3 +266,22 @@ def test_exact_event_types_are_asked_for_and_families_filtered_here(
     assert sorted(e.id for e in recording_target.events) == sorted(wanted + org)
     asked = sorted(r.event_types for r in api.requests)
     assert asked == [[], ["user.deleted"]]
+
+
+def test_start_query_and_validate(tmp_path, api: FakeEventsAPI):
+    now = datetime(2026, 12, 7, 16, 0, 0, tzinfo=UTC)
+    assert start_query("now", now) == {}
+    assert start_query("earliest", now) == {"from_timestamp": "2026-11-06T16:00:00Z"}
+    assert start_query("2026-12-01T00:00:00Z", now) == {"from_timestamp": "2026-12-01T00:00:00Z"}
+    assert start_query("ofs_000000000007", now) == {"from": "ofs_000000000007"}
+    bad = [
+        ({"events": ["user.creatd"]}, "spec.source.config.events[0]", "user.created"),
+        ({"idleTimeout": "soon"}, "spec.source.config.idleTimeout", "soon"),
+        ({"onExpired": "retry"}, "spec.source.config.onExpired", "retry"),
+    ]
+    for config, where, detail in bad:
+        doc = pull_doc(api, "http://127.0.0.1:9", clientSecret="s3cr3t-x", **config)
+        with pytest.raises(ManifestError) as err:
+            load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
+        assert where in str(err.value) and detail in str(err.value), str(err.value)
+        assert "s3cr3t-x" not in str(err.value)
