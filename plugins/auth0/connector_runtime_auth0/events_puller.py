@@ -41,7 +41,7 @@ from connector_runtime_auth0.eventstreams import OFFSET_ONLY, parse_message, pas
 from connector_runtime_auth0.logs_api import EARLIEST_DAYS
 from connector_runtime_auth0.mgmt import Backoff, Credentials, Retry, error_code, submit
 from connector_runtime_auth0.parse import ParseError
-from connector_runtime_auth0.sse import SSEParser
+from connector_runtime_auth0.sse import Message, SSEParser
 from connector_runtime_auth0.stream_http import Broken, Idle, Stream, open_stream
 
 __all__ = ["Expired", "Settings", "pull", "start_query"]
@@ -165,7 +165,8 @@ class _Reader:
         return Retry("unavailable", f"GET /api/v2/events answered HTTP {code} {error_code(body)}")
 
     async def read(self, stream: Stream) -> int:
-        """Hand over what ``stream`` brings until it ends; the events handed over."""
+        """Hand over what ``stream`` brings until it ends; how many messages it brought
+        (events and heartbeats)."""
         parser, handed = SSEParser(), 0
         try:
             async for chunk in stream.chunks(self.s.idle):
@@ -189,15 +190,25 @@ class _Reader:
             stream.close()
         return handed
 
-    async def _hand_over(self, messages: Sequence[Any]) -> int:
+    async def _hand_over(self, messages: Sequence[Message]) -> int:
+        """Commit the events of ``messages`` with the last one's id. A message that is not
+        a CloudEvent is not skipped: those before it are committed, then Retry."""
         events: list[Event] = []
-        for message in messages:
+        for index, message in enumerate(messages):
             if message.event == OFFSET_ONLY:
                 continue
             try:
                 events.extend(parse_message(message.data))
             except ParseError as exc:
+                await self._commit(events, messages[:index])
                 raise Retry("invalid_event", f"message {message.last_event_id}: {exc}") from None
+        await self._commit(events, messages)
+        self.ctx.status.ok()
+        return len(messages)
+
+    async def _commit(self, events: list[Event], messages: Sequence[Message]) -> None:
+        if not messages:
+            return
         checkpoint = messages[-1].last_event_id or self.offset
         kept, tests = pass_on(events, self.s.test_events, self.s.source)
         if tests:
@@ -208,7 +219,6 @@ class _Reader:
         elif kept:
             await self.ctx.ingest.submit(kept)
         self.offset, self.query = checkpoint, {}
-        return len(events)
 
 
 async def pull(ctx: PullContext) -> None:
@@ -227,16 +237,15 @@ async def pull(ctx: PullContext) -> None:
                 ctx.status.problem(exc.kind, exc.reason)
                 await asyncio.sleep(backoff.next(exc.kind, exc.delay))
                 continue
-            ctx.status.ok()
             try:
                 handed = await reader.read(stream)
             except Retry as exc:
                 ctx.status.problem(exc.kind, exc.reason)
                 handed = 0
-            if handed:
+            if handed:  # a healthy stream, ended or cut: reconnect after the server's delay
                 backoff.reset()
                 await asyncio.sleep(reader.retry)
-            else:  # a stream that brought nothing: do not spin on it
+            else:  # a stream that brought nothing, not even a heartbeat: do not spin on it
                 await asyncio.sleep(max(reader.retry, backoff.next("unavailable", None)))
     finally:
         reader.creds.close()

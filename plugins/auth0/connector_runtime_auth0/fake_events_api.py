@@ -125,10 +125,11 @@ class FakeEventsAPI:
             ids.append(f"evt_{k:022d}")
             copies = 2 if duplicate_every and (k - start) % duplicate_every == 0 else 1
             for _ in range(copies):
-                self._publish(event_type, body, published)
+                self.publish(event_type, body, published)
         return ids
 
-    def _publish(self, event_type: str, body: bytes, published: float | None) -> None:
+    def publish(self, event_type: str, body: bytes, published: float | None = None) -> None:
+        """Publish one message whose event is ``body`` as it is (valid or not)."""
         self._seq += 1
         offset = f"ofs_{self._seq:012d}"
         self._index[offset] = len(self.events)

@@ -285,3 +285,21 @@ def test_start_query_and_validate(tmp_path, api: FakeEventsAPI):
             load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
         assert where in str(err.value) and detail in str(err.value), str(err.value)
         assert "s3cr3t-x" not in str(err.value)
+
+
+def test_a_message_that_is_no_cloudevent_stops_the_connector_before_it(
+    api: FakeEventsAPI, runtime_factory, recording_target: RecordingTarget
+):
+    before = api.add(2)
+    api.publish("user.created", b'{"id":"evt_x","type":"user.created"}')
+    bad = api.events[-1].offset
+    api.add(2)
+    rt = runtime_factory([pull_doc(api, recording_target.url)])
+    assert not recording_target.wait_for_ids(set(before))
+    assert wait_until(lambda: readyz(rt)[0] == 503)
+    [reason] = readyz(rt)[1]
+    assert reason.startswith(f"connector evpull: message {bad}: event: missing attribute")
+    time.sleep(0.5)
+    assert sorted(e.id for e in recording_target.events) == sorted(before)  # none skipped
+    kind = 'connector_runtime_pull_errors_total{connector="evpull",kind="invalid_event"}'
+    assert metric(rt, kind) >= 1
