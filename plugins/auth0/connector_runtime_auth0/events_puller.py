@@ -49,6 +49,8 @@ __all__ = ["Expired", "Settings", "pull", "start_query"]
 SCOPE: Final = "read:events"
 DEFAULT_RETRY: Final = 1.0
 """Seconds before reconnecting after a stream ended, when the server set no ``retry``."""
+MAX_RETRY: Final = 60.0
+"""The longest ``retry`` delay taken from a stream, in seconds."""
 MAX_PENDING: Final = 16 * 1024 * 1024
 """The most bytes of one unfinished SSE message kept (a stream past it is broken)."""
 
@@ -172,7 +174,7 @@ class _Reader:
             async for chunk in stream.chunks(self.s.idle):
                 messages = parser.feed(chunk)
                 if parser.retry is not None:
-                    self.retry = parser.retry / 1000
+                    self.retry = min(parser.retry / 1000, MAX_RETRY)
                 if messages:
                     handed += await self._hand_over(messages)
                 elif parser.pending > MAX_PENDING:
