@@ -60,6 +60,26 @@ class Ingest(Protocol):
         ...
 
 
+class SourceCounts(Protocol):
+    """Where a source counts events it treats apart (``/metrics``)."""
+
+    def count(self, kind: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` events: ``connector_runtime_source_events_total{kind, outcome}``
+        grows by ``n``. ``kind`` says what sets them apart (``test`` for a sender's test
+        deliveries), ``outcome`` what became of them (``passed``, ``dropped``); both short
+        label values."""
+        ...
+
+
+class _NoCounts:
+    def count(self, kind: str, outcome: str, n: int = 1) -> None:
+        return None
+
+
+NO_COUNTS: SourceCounts = _NoCounts()
+"""Counts nothing (a context built outside a running runtime)."""
+
+
 @dataclass(frozen=True)
 class SourceContext:
     """Everything a source's handlers need, handed to them through ``initialize()``."""
@@ -72,6 +92,8 @@ class SourceContext:
     log: logging.Logger
     guard: RequestGuard | None = None
     """Access, admission control and counters; ``SourceHandler`` applies it."""
+    counts: SourceCounts = NO_COUNTS
+    """Counters for events the source treats apart (see :class:`SourceCounts`)."""
 
 
 class PullStatus(Protocol):
@@ -102,6 +124,8 @@ class PullContext:
     """The last checkpoint committed for this connector, ``None`` before the first one."""
     status: PullStatus
     log: logging.Logger
+    counts: SourceCounts = NO_COUNTS
+    """Counters for events the source treats apart (see :class:`SourceCounts`)."""
 
 
 PullTask = Callable[[PullContext], Awaitable[None]]

@@ -258,6 +258,7 @@ class Runtime:
                 max_bytes_in_flight=spec.max_bytes_in_flight,
                 gate=self,
             ),
+            counts=stats,
         )
         routes = list(source_type.routes(ctx))
         pull = None

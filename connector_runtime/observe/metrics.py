@@ -201,24 +201,6 @@ class _RuntimeCollector(Collector):
             "in_flight_bytes", "Request body bytes being received or processed.", "connector"
         )
         dead = _gauge("dead_letters", "Dead letters stored now (dlq list shows them).", "connector")
-        pull_state = _gauge(
-            "pull_state",
-            "A pull source's task: 1 for the state it is in (running, backoff, stopped).",
-            "connector",
-            "state",
-        )
-        pull_restarts = _counter(
-            "pull_restarts", "Times a pull source's task failed and was restarted.", "connector"
-        )
-        pull_errors = _counter(
-            "pull_errors",
-            "Problems a pull source reported, by kind (auth, rate_limited, unavailable, ...).",
-            "connector",
-            "kind",
-        )
-        watch_restarts = _counter(
-            "watch_restarts", "Times a watcher failed and was started again.", "connector", "watch"
-        )
         ready = _gauge("ready", "1 when /readyz answers 200.")
         build = _gauge("build_info", "The running runtime's version (always 1).", "version")
         missing = _gauge(
@@ -248,14 +230,6 @@ class _RuntimeCollector(Collector):
             oldest.add_metric([name], max(0.0, now - first) if first else 0.0)
             inflight.add_metric([name], s.bytes_in_flight)
             dead.add_metric([name], dead_now.get(name, 0))
-            if s.pull_state:
-                for state in ("running", "backoff", "stopped"):
-                    pull_state.add_metric([name, state], float(s.pull_state == state))
-                pull_restarts.add_metric([name], s.pull_restarts)
-                for kind, n in sorted(s.pull_errors.items()):
-                    pull_errors.add_metric([name, kind], n)
-            for watcher in sorted({*s.watch.states, *s.watch.restarts}):
-                watch_restarts.add_metric([name, watcher], s.watch.restarts[watcher])
         ready.add_metric([], 0.0 if self.runtime.readiness() else 1.0)
         build.add_metric([self.version], 1.0)
         missing.add_metric([], 0.0)
@@ -274,14 +248,56 @@ class _RuntimeCollector(Collector):
             oldest,
             inflight,
             dead,
-            pull_state,
-            pull_restarts,
-            pull_errors,
-            watch_restarts,
+        )
+        yield from _source_families(self.runtime.connectors)
+        yield from (
             ready,
             build,
             missing,
         )
+
+
+def _source_families(connectors: Sequence[_Connector]) -> Iterator[Metric]:
+    """What sources report besides requests: pull tasks, watchers, events counted apart."""
+    pull_state = _gauge(
+        "pull_state",
+        "A pull source's task: 1 for the state it is in (running, backoff, stopped).",
+        "connector",
+        "state",
+    )
+    pull_restarts = _counter(
+        "pull_restarts", "Times a pull source's task failed and was restarted.", "connector"
+    )
+    pull_errors = _counter(
+        "pull_errors",
+        "Problems a pull source reported, by kind (auth, rate_limited, unavailable, ...).",
+        "connector",
+        "kind",
+    )
+    watch_restarts = _counter(
+        "watch_restarts", "Times a watcher failed and was started again.", "connector", "watch"
+    )
+    counted = _counter(
+        "source_events",
+        "Events a source counted apart, by kind (test: a sender's test deliveries) and"
+        " outcome (passed, dropped).",
+        "connector",
+        "kind",
+        "outcome",
+    )
+    for c in connectors:
+        name, s = c.spec.name, c.stats
+        if s.pull_state:
+            for state in ("running", "backoff", "stopped"):
+                pull_state.add_metric([name, state], float(s.pull_state == state))
+            pull_restarts.add_metric([name], s.pull_restarts)
+            for kind, n in sorted(s.pull_errors.items()):
+                pull_errors.add_metric([name, kind], n)
+        for watcher in sorted({*s.watch.states, *s.watch.restarts}):
+            watch_restarts.add_metric([name, watcher], s.watch.restarts[watcher])
+        for (kind, outcome), n in sorted(s.counted.items()):
+            counted.add_metric([name, kind, outcome], n)
+    yield from (pull_state, pull_restarts, pull_errors, watch_restarts, counted)
 
 
 def _watch_families(connectors: Sequence[_Connector], taken: set[str]) -> Iterator[Metric]:

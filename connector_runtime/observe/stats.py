@@ -68,5 +68,12 @@ class ConnectorStats:
     pull_errors: Counter[str] = field(default_factory=Counter)
     """Problems a pull source reported, by kind (``auth``, ``rate_limited``, ...)."""
     watch: WatchHealth = field(default_factory=WatchHealth)
+    counted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Events a source counted apart, by (kind, outcome), e.g. ("test", "dropped")."""
     observe_request: Callable[[float], None] = lambda seconds: None
     observe_delivery: Callable[[float], None] = lambda seconds: None
+
+    def count(self, kind: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` events of ``kind`` with ``outcome`` (a
+        :class:`~connector_runtime.records.SourceCounts`)."""
+        self.counted[kind, outcome] += n

@@ -124,4 +124,4 @@ def make_context(
 ) -> PullContext:
     """The template context (``checkpoint`` is filled in at each start)."""
     status = Status(stats, log, clean)
-    return PullContext(connector, config, default_source, ingest, None, status, log)
+    return PullContext(connector, config, default_source, ingest, None, status, log, stats)

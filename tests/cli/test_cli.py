@@ -153,7 +153,12 @@ def test_plugins_lists_types_and_versions():
     assert out.returncode == 0
     data = json.loads(out.stdout)
     by_name = {p["name"]: p for p in data["plugins"]}
-    assert by_name["auth0"]["sourceTypes"] == ["auth0", "auth0-logs", "auth0-events"]
+    assert by_name["auth0"]["sourceTypes"] == [
+        "auth0",
+        "auth0-logs",
+        "auth0-events",
+        "auth0-events-pull",
+    ]
     assert by_name["auth0"]["version"] == "0.1.0"
     targets = {t for p in data["plugins"] for t in p["targetTypes"]}
     assert {"http", "stdout", "file"} <= targets

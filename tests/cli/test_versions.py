@@ -47,8 +47,8 @@ def test_plugins_marks_the_built_in_types_as_part_of_the_runtime():
         " target http, target stdout, target file, target nats"
     )
     assert (
-        "auth0 0.1.0: source auth0, source auth0-logs, source auth0-events (connector-runtime-auth0)"
-        in lines
+        "auth0 0.1.0: source auth0, source auth0-logs, source auth0-events,"
+        " source auth0-events-pull (connector-runtime-auth0)" in lines
     )
     assert "connector_runtime." not in out.stdout  # no internal module names
     data = json.loads(cli("plugins", "--json").stdout)

@@ -188,6 +188,7 @@ EXAMPLE_ENV = {
     "AUTH0_STREAM_TOKEN": "an-example-token-of-32-characters",
     "AUTH0_EVENT_STREAM_TOKEN": "an-example-event-stream-token-32ch",
     "TARGET_AUTHORIZATION": "Bearer an-example-target-token",
+    "AUTH0_CLIENT_SECRET": "an-example-client-secret",
 }
 """What the example manifests require (``${VAR:?…}``): a real deployment sets these."""
 

@@ -60,6 +60,8 @@ async def watch(ctx):
     await asyncio.Event().wait()
 
 async def pull(ctx):
+    ctx.counts.count("test", "passed", 2)
+    ctx.counts.count("test", "dropped")
     ctx.status.problem("auth", "credentials refused")
     ctx.status.ok()
     await ctx.ingest.submit([], checkpoint="1")
@@ -79,7 +81,8 @@ def busy(
 ) -> RunningRuntime:
     """A runtime whose connector ``p1`` (ack: delivered, only type ``s``) saw every outcome:
     accepted, filtered, duplicate, refused (target down: 503), a dead letter, a 400 body;
-    and a pull connector ``pull1`` that reported a problem and recovered, with a watcher."""
+    and a pull connector ``pull1`` that counted test events, reported a problem and
+    recovered, with a watcher."""
     throwaway_plugin("cr_metrics_pull", PULL_PLUGIN)
     pull = connector_doc("pull1", "metrics-pull", {}, {"type": "stdout"})
     doc = connector_doc(

@@ -1,16 +1,18 @@
 """The Auth0 source types: ``auth0`` (Custom Webhook log streams), ``auth0-logs`` (the
-Management API's logs, pulled by checkpoint) and ``auth0-events`` (Event Streams webhooks,
-CloudEvents as sent).
+Management API's logs, pulled by checkpoint), ``auth0-events`` (Event Streams webhooks,
+CloudEvents as sent) and ``auth0-events-pull`` (the same events read from the Events API's
+Server-Sent Events by offset).
 
 Installed as its own distribution (``connector-runtime-auth0``), found by the runtime through
 the entry point ``auth0`` in the group ``connector_runtime``. It implements these hooks:
 
-- ``register_source_types``: the three source types (config schema, routes or the pull
+- ``register_source_types``: the four source types (config schema, routes or the pull
   task, checks); ``auth0`` and ``auth0-logs`` map records to the same CloudEvents
   (:mod:`connector_runtime_auth0.puller` for the pull);
 - ``event_filter``: for ``auth0`` and ``auth0-logs`` connectors whose config lists
   ``events``, a predicate that keeps events whose type code or filter category is listed;
-  for ``auth0-events`` ones, events whose type is listed or in a listed ``family.*``;
+  for ``auth0-events`` and ``auth0-events-pull`` ones, events whose type is listed or in a
+  listed ``family.*``;
 - ``event_transform``: for ``auth0`` connectors whose config has ``pii``, the preset's
   transforms (:mod:`.pii`), built from the runtime's own operations.
 """
@@ -40,6 +42,8 @@ from connector_runtime_auth0.catalogue import (
     is_known,
     unknown_names,
 )
+from connector_runtime_auth0.events_puller import pull as pull_events
+from connector_runtime_auth0.events_puller import start_query
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.handler import Auth0Handler, parse_offline, routes
 from connector_runtime_auth0.logs_api import start_checkpoint
@@ -60,6 +64,8 @@ __all__ = [
     "CATEGORIES",
     "CONFIG_SCHEMA",
     "EVENTS_CONFIG_SCHEMA",
+    "EVENTS_PULL_CONFIG_SCHEMA",
+    "EVENTS_PULL_SOURCE_TYPE",
     "EVENTS_SOURCE_TYPE",
     "EVENT_STREAM_TYPES",
     "FORMATS",
@@ -86,6 +92,7 @@ __all__ = [
 NAME: Final = "auth0"
 LOGS_NAME: Final = "auth0-logs"
 EVENTS_NAME: Final = "auth0-events"
+EVENTS_PULL_NAME: Final = "auth0-events-pull"
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -126,32 +133,54 @@ CONFIG_SCHEMA: Final[Mapping[str, Any]] = _with_watch(
 )
 LOGS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = _with_watch(_LOGS, None)
 EVENTS_CONFIG_SCHEMA: Final[Mapping[str, Any]] = _schema("events.schema.json")
+EVENTS_PULL_CONFIG_SCHEMA: Final[Mapping[str, Any]] = _schema("events_pull.schema.json")
+
+
+def _event_names(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``events`` entries that are neither a known code nor a known category."""
+    events = config.get("events") or ()
+    return list(unknown_names(events, is_known, closest, "event type or category"))
 
 
 def check_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
-    """Report ``events`` entries that are neither a known code nor a known category, and
-    a ``watchStream`` without ``managementApi``."""
-    events = config.get("events") or ()
-    problems = list(unknown_names(events, is_known, closest, "event type or category"))
-    return problems + check_watch_config(config, "managementApi" in config)
+    """Report unknown ``events`` entries, and a ``watchStream`` without ``managementApi``."""
+    return _event_names(config) + check_watch_config(config, "managementApi" in config)
 
 
-def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
-    """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
-    events = config.get("events") or ()
-    problems = list(unknown_names(events, is_known, closest, "event type or category"))
-    problems += check_watch_config(config, True)
+def _pull_checks(
+    config: Mapping[str, Any],
+    start: Callable[[str], object],
+    durations: Sequence[str],
+) -> list[tuple[str, str]]:
+    """``startFrom`` must be something ``start`` takes, and the ``durations`` parse."""
+    problems = []
     try:
-        start_checkpoint(config.get("startFrom", "now"))
+        start(config.get("startFrom", "now"))
     except ValueError as exc:
         problems.append(("startFrom", str(exc)))
-    for key in ("pollInterval", "settle", "requestTimeout"):
+    for key in durations:
         if key in config:
             try:
                 parse_duration(config[key])
             except ValueError as exc:
                 problems.append((key, str(exc)))
     return problems
+
+
+def check_logs_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """``events`` as for ``auth0``; ``startFrom`` and the durations must parse."""
+    durations = ("pollInterval", "settle", "requestTimeout")
+    return [
+        *_event_names(config),
+        *check_watch_config(config, True),  # its own credentials serve the watcher
+        *_pull_checks(config, start_checkpoint, durations),
+    ]
+
+
+def check_events_pull_config(config: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """``events`` as for ``auth0-events``; ``startFrom`` and the durations must parse."""
+    durations = ("idleTimeout", "requestTimeout")
+    return [*check_events_config(config), *_pull_checks(config, start_query, durations)]
 
 
 SOURCE_TYPE: Final = SourceType(
@@ -183,6 +212,15 @@ EVENTS_SOURCE_TYPE: Final = SourceType(
     parse_offline=parse_events_offline,
 )
 
+EVENTS_PULL_SOURCE_TYPE: Final = SourceType(
+    name=EVENTS_PULL_NAME,
+    config_schema=EVENTS_PULL_CONFIG_SCHEMA,
+    routes=lambda ctx: [],
+    description="Auth0 Events read from the Events API (Server-Sent Events) by offset",
+    check_config=check_events_pull_config,
+    pull=pull_events,
+)
+
 
 def make_predicate(names: Sequence[str]) -> EventPredicate:
     """A predicate keeping events whose code or category is among ``names``.
@@ -203,23 +241,26 @@ def make_predicate(names: Sequence[str]) -> EventPredicate:
 
 @hookimpl
 def register_source_types(register: Callable[[SourceType], None]) -> None:
-    """Contribute the ``auth0``, ``auth0-logs`` and ``auth0-events`` source types."""
+    """Contribute the ``auth0``, ``auth0-logs``, ``auth0-events`` and ``auth0-events-pull``
+    source types."""
     register(SOURCE_TYPE)
     register(LOGS_SOURCE_TYPE)
     register(EVENTS_SOURCE_TYPE)
+    register(EVENTS_PULL_SOURCE_TYPE)
 
 
 @hookimpl
 def event_filter(connector: ConnectorSpec) -> EventPredicate | None:
-    """The ``events`` filter of an ``auth0``, ``auth0-logs`` or ``auth0-events`` connector;
-    ``None`` for any other connector."""
-    if connector.source.type not in (NAME, LOGS_NAME, EVENTS_NAME):
+    """The ``events`` filter of an ``auth0``, ``auth0-logs``, ``auth0-events`` or
+    ``auth0-events-pull`` connector; ``None`` for any other connector."""
+    if connector.source.type not in (NAME, LOGS_NAME, EVENTS_NAME, EVENTS_PULL_NAME):
         return None
     names = connector.source.config.get("events")
     if not names:
         return None
     listed = [name for name in names if isinstance(name, str)]
-    return keeps(listed) if connector.source.type == EVENTS_NAME else make_predicate(listed)
+    cloudevents = connector.source.type in (EVENTS_NAME, EVENTS_PULL_NAME)
+    return keeps(listed) if cloudevents else make_predicate(listed)
 
 
 @hookimpl

@@ -23,10 +23,13 @@ from connector_runtime_auth0.parse import ParseError
 
 __all__ = [
     "EVENT_STREAM_TYPES",
+    "OFFSET_ONLY",
     "TEST_PURPOSE",
     "closest_type",
     "is_known_type",
     "parse_cloudevents",
+    "parse_message",
+    "pass_on",
     "type_matcher",
 ]
 
@@ -61,6 +64,8 @@ EVENT_STREAM_TYPES: Final = (
 
 TEST_PURPOSE: Final = "test"
 """``a0purpose`` of a test delivery sent from the dashboard."""
+OFFSET_ONLY: Final = "offset-only"
+"""The SSE ``event`` of the Events API's heartbeats, which carry an offset and no event."""
 
 _FAMILIES: Final = frozenset(
     name.rsplit(".", n)[0] + ".*"
@@ -108,6 +113,40 @@ def parse_cloudevents(body: bytes) -> list[Event]:
     if start != b"{":
         raise ParseError("body is not a CloudEvent (a JSON object) or an array of them")
     return [_event(msgspec.Raw(body), "event")]
+
+
+def parse_message(data: bytes) -> list[Event]:
+    """The event of one Events API message's ``data``: ``{"offset": ..., "event": {...}}``
+    (the node SDK's ``EventStreamCloudEvent…`` shape), or the CloudEvent itself (the guide
+    says the data field holds the full payload); ``data`` of the CloudEvent byte for byte.
+
+    Raises :class:`ParseError` for anything else.
+    """
+    try:
+        members = _MEMBERS.decode(data)
+    except _FAILURE as exc:
+        raise ParseError(f"an Events API message is not a JSON object: {_why(exc)}") from None
+    inner = members.get("event")
+    if inner is not None and "specversion" not in members and "spec_version" not in members:
+        if bytes(inner).lstrip()[:1] != b"{":
+            raise ParseError("an Events API message's 'event' is not a CloudEvent object")
+        return [_event(inner, "event")]
+    return [_event(msgspec.Raw(data), "event")]
+
+
+def pass_on(
+    events: Sequence[Event], test_events: str, source: str | None
+) -> tuple[list[Event], int]:
+    """``testEvents`` and ``source`` of an ``auth0-events`` config applied to ``events``:
+    what to hand over, and how many test deliveries (``a0purpose: test``) were among them."""
+    tests = sum(1 for e in events if e.get("a0purpose") == TEST_PURPOSE)
+    kept = list(events)
+    if tests and test_events == "drop":
+        kept = [e for e in events if e.get("a0purpose") != TEST_PURPOSE]
+    if source:
+        for event in kept:
+            event.attributes["source"] = source
+    return kept, tests
 
 
 def _event(raw: msgspec.Raw, label: str) -> Event:

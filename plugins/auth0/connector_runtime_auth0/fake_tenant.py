@@ -135,7 +135,7 @@ class FakeTenant:
     burst: float = 2.0
     retention: float = 30 * 86400.0
     port: int = 0
-    scopes: tuple[str, ...] = ("read:logs", "read:log_streams", "update:log_streams")
+    scopes: tuple[str, ...] = ("read:logs", "read:log_streams", "update:log_streams", "read:events")
     """What the client's grant allows; a test narrows it to see a 403."""
     log_streams: dict[str, FakeLogStream] = field(default_factory=dict)
     records: list[tuple[str, float, bytes]] = field(default_factory=list)
@@ -152,6 +152,10 @@ class FakeTenant:
     _bucket: float = 0.0
     _filled: float = 0.0
     _server: tornado.httpserver.HTTPServer | None = None
+    extra_routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]]] = field(
+        default_factory=list
+    )
+    """More routes served beside these (e.g. the Events API's, :mod:`.fake_events_api`)."""
 
     @property
     def url(self) -> str:
@@ -298,6 +302,7 @@ class FakeTenant:
                     (r"/oauth/token", Token),
                     (r"/api/v2/logs", Logs),
                     (r"/api/v2/log-streams/([^/]+)", LogStream),
+                    *self.extra_routes,
                 ]
             )
             server = tornado.httpserver.HTTPServer(app)
@@ -311,6 +316,12 @@ class FakeTenant:
         if self._server is not None:
             server, self._server = self._server, None
             self.loop.run(_close(server))
+
+    def token_valid(self, authorization: str) -> bool:
+        """Whether an ``Authorization`` header carries a token issued and not expired."""
+        token = authorization.removeprefix("Bearer ")
+        good = authorization.startswith("Bearer ")
+        return good and self._tokens.get(token, 0.0) > time.monotonic()
 
     def _limit(self, handler: tornado.web.RequestHandler) -> bool:
         """Take a token from the bucket; set the three headers; False when over."""
@@ -328,9 +339,7 @@ class FakeTenant:
 
     def _authorized(self, handler: tornado.web.RequestHandler, scope: str) -> bool:
         """Check the bearer token and its scope; answer 401 or 403 when they fail."""
-        auth = handler.request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) <= time.monotonic():
+        if not self.token_valid(handler.request.headers.get("Authorization", "")):
             _error(handler, 401, "Expired token received for JSON Web Token validation")
             return False
         if scope not in self.scopes:

@@ -1,7 +1,8 @@
-"""A client of the Auth0 Management API, shared by the ``auth0-logs`` pull task and the
-log stream watcher: client-credentials tokens fetched again before they expire, requests
-paced by :class:`~.logs_api.Pacer`, and the answers every endpoint shares turned into an
-:class:`ApiProblem` with a kind (a metric label) and a one-line reason without secrets.
+"""A client of the Auth0 Management API, shared by the ``auth0-logs`` and
+``auth0-events-pull`` tasks and the log stream watcher: client-credentials tokens fetched
+again before they expire, requests paced by :class:`~.logs_api.Pacer`, and the answers
+every endpoint shares turned into an :class:`ApiProblem` with a kind (a metric label) and a
+one-line reason without secrets.
 
 - 401 on a request: the token expired or was revoked; it is dropped, so the next request
   asks for a new one (``delay`` 0: at once).
@@ -24,7 +25,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HT
 
 from connector_runtime_auth0.logs_api import Pacer, audience, base_url
 
-__all__ = ["ApiProblem", "ManagementApi", "error_code"]
+__all__ = ["ApiProblem", "ManagementApi", "error_code", "number"]
 
 REFRESH_MARGIN: Final = 60.0
 """A token is fetched again this long before it expires (at most half its lifetime)."""
@@ -46,9 +47,18 @@ class ManagementApi:
     """One tenant's Management API, as one machine-to-machine application."""
 
     def __init__(
-        self, domain: str, client_id: str, client_secret: str, timeout: float, rate: float
+        self,
+        domain: str,
+        client_id: str,
+        client_secret: str,
+        timeout: float,
+        *,
+        rate: float,
+        scope: str,
     ) -> None:
+        """``scope``: what the caller's endpoints need, named when credentials are refused."""
         self.domain = domain
+        self.scope = scope
         self.client_id = client_id
         self._secret = client_secret
         self.timeout = timeout
@@ -65,6 +75,10 @@ class ManagementApi:
             raise ApiProblem("unavailable", f"{_where(request)}: {exc.message or exc}") from None
         except OSError as exc:
             raise ApiProblem("unavailable", f"{_where(request)}: {exc.strerror or exc}") from None
+
+    def drop(self) -> None:
+        """The API refused the token (expired or revoked): the next request asks anew."""
+        self._token = None
 
     async def token(self) -> str:
         if self._token is not None and time.monotonic() < self._renew_at:
@@ -90,7 +104,8 @@ class ManagementApi:
                 "auth",
                 f"Auth0 refused the client credentials of client {self.client_id}"
                 f" (HTTP {response.code} {error_code(response.body)}): check clientId,"
-                " clientSecret and that the application may call the Management API",
+                " clientSecret and that the application may call the Management API"
+                f" with the scope {self.scope}",
             )
         if response.code != 200:
             raise ApiProblem("unavailable", f"POST /oauth/token answered HTTP {response.code}")
@@ -119,11 +134,11 @@ class ManagementApi:
         )
         response = await self._fetch(request)
         if response.code == 429:
-            reset = _number(response.headers.get("X-RateLimit-Reset"))
+            reset = number(response.headers.get("X-RateLimit-Reset"))
             self.pacer.hold_until(reset if reset is not None else time.time() + 1.0)
             raise ApiProblem("rate_limited", f"{what} answered 429 (rate limit)", 0.0)
         if response.code == 401:
-            self._token = None  # expired or revoked: the next attempt asks for a new one
+            self.drop()  # expired or revoked: the next attempt asks for a new one
             raise ApiProblem("auth", f"{what} refused the access token (HTTP 401)", 0.0)
         if response.code == 403:
             raise ApiProblem(
@@ -149,7 +164,7 @@ def error_code(body: bytes) -> str:
     return str(code)[:60] if code else "no error code"
 
 
-def _number(value: str | None) -> float | None:
+def number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
     except ValueError:

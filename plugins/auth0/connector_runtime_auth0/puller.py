@@ -20,24 +20,20 @@ next page that commits.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlencode
 
-from connector_runtime import PullContext, Unavailable, parse_duration
+from connector_runtime import PullContext, parse_duration
 
 from connector_runtime_auth0.logs_api import PageError, parse_page, start_checkpoint, written_at
 from connector_runtime_auth0.management import ApiProblem, ManagementApi
 from connector_runtime_auth0.mapping import Mapper
+from connector_runtime_auth0.pulling import Backoff, submit
 
 __all__ = ["Settings", "pull"]
-
-BACKOFF: Final = (1.0, 60.0)
-AUTH_BACKOFF: Final = (5.0, 300.0)
-"""Refused credentials and missing scopes: a person has to act, so ask seldom."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,9 @@ class _Tenant(ManagementApi):
     """The Management API, and its log pages."""
 
     def __init__(self, s: Settings) -> None:
-        super().__init__(s.domain, s.client_id, s.client_secret, s.timeout, s.rate)
+        super().__init__(
+            s.domain, s.client_id, s.client_secret, s.timeout, rate=s.rate, scope="read:logs"
+        )
 
     async def page(self, url: str) -> tuple[bytes, str | None]:
         """A page's body and its ``Link: rel="next"`` URL."""
@@ -89,9 +87,9 @@ async def pull(ctx: PullContext) -> None:
     checkpoint = ctx.checkpoint
     if checkpoint is None:  # the first run: fix its start in the spool at once
         checkpoint = start_checkpoint(s.start_from)
-        await _submit(ctx, [], checkpoint)
+        await submit(ctx, [], checkpoint)
     url: str | None = None
-    failures = 0
+    backoff = Backoff()
     try:
         while True:
             if url is None:
@@ -108,16 +106,9 @@ async def pull(ctx: PullContext) -> None:
                     else ("invalid_page", str(exc), None)
                 )
                 ctx.status.problem(kind, reason)
-                failures += 1
-                slow = kind in ("auth", "scope") and delay is None
-                low, high = AUTH_BACKOFF if slow else BACKOFF
-                if delay is None:
-                    delay = min(high, low * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)  # noqa: S311  (jitter)
-                elif kind == "auth" and failures > 1:  # a fresh token refused again
-                    delay = min(AUTH_BACKOFF[1], AUTH_BACKOFF[0] * 2 ** (failures - 2))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(backoff.next(kind, delay))
                 continue
-            failures = 0
+            backoff.reset()
             cutoff = time.time() - s.settle
             ready = records
             if s.settle > 0:
@@ -128,7 +119,7 @@ async def pull(ctx: PullContext) -> None:
                     ready.append((log_id, event))
             if ready:
                 checkpoint = ready[-1][0]
-                await _submit(ctx, [event for _, event in ready], checkpoint)
+                await submit(ctx, [event for _, event in ready], checkpoint)
             ctx.status.ok()
             whole = len(ready) == len(records)
             if len(records) < s.take or not whole:  # caught up (or held back by settle)
@@ -138,17 +129,6 @@ async def pull(ctx: PullContext) -> None:
                 url = link if link and whole else None
     finally:
         tenant.close()
-
-
-async def _submit(ctx: PullContext, events: list[Any], checkpoint: str) -> None:
-    """Commit ``events`` with ``checkpoint``; while the spool refuses, wait and try again."""
-    while True:
-        try:
-            await ctx.ingest.submit(events, checkpoint=checkpoint)
-            return
-        except Unavailable as exc:
-            ctx.status.problem("spool", f"the spool refused a page: {exc}")
-            await asyncio.sleep(max(1.0, float(exc.retry_after or 1)))
 
 
 def _next_link(header: str) -> str | None:

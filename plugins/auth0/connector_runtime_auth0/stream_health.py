@@ -197,7 +197,8 @@ async def watch(ctx: WatchContext) -> None:
     s = WatchSettings.of(ctx.config)
     if s is None:
         return
-    api = ManagementApi(s.domain, s.client_id, s.client_secret, s.timeout, rate=1.0)
+    scope = "read:log_streams update:log_streams" if s.resume else "read:log_streams"
+    api = ManagementApi(s.domain, s.client_id, s.client_secret, s.timeout, rate=1.0, scope=scope)
     view = _View(ctx, s.stream)
     view.start()
     failures = 0

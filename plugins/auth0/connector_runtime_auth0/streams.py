@@ -29,10 +29,10 @@ from connector_runtime import (
 
 from connector_runtime_auth0.catalogue import unknown_names
 from connector_runtime_auth0.eventstreams import (
-    TEST_PURPOSE,
     closest_type,
     is_known_type,
     parse_cloudevents,
+    pass_on,
     type_matcher,
 )
 from connector_runtime_auth0.parse import ParseError
@@ -124,15 +124,11 @@ class EventsHandler(SourceHandler):
             events = parse_cloudevents(body)
         except ParseError as exc:
             raise RequestRejected(400, str(exc)) from None
-        tests = [e for e in events if e.get("a0purpose") == TEST_PURPOSE]
-        self._tests = len(tests)
-        if tests and self.ctx.config.get("testEvents", "pass") == "drop":
-            events = [e for e in events if e.get("a0purpose") != TEST_PURPOSE]
-        source = self.ctx.config.get("source")
-        if source:
-            for event in events:
-                event.attributes["source"] = source
-        return events
+        mode = self.ctx.config.get("testEvents", "pass")
+        kept, self._tests = pass_on(events, mode, self.ctx.config.get("source"))
+        if self._tests:
+            self.ctx.counts.count("test", "dropped" if mode == "drop" else "passed", self._tests)
+        return kept
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -180,7 +180,7 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     assert reasons == [
         "connector logs: Auth0 refused the client credentials of client fake-client-id"
         " (HTTP 401 access_denied): check clientId, clientSecret and that the application"
-        " may call the Management API"
+        " may call the Management API with the scope read:logs"
     ]
     asked = tenant.token_requests
     time.sleep(2.0)  # the auth backoff starts at 5 s: at most one more try in 2 s

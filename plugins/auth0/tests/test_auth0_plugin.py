@@ -72,7 +72,10 @@ def event(code, category=None):
 def test_register_source_types():
     registered: list[SourceType] = []
     plugin_manager().hook.register_source_types(register=registered.append)
-    source_type, logs, events_type = registered
+    source_type, logs, events_type, events_pull = registered
+    assert (events_pull.name, events_pull.pull is not None) == ("auth0-events-pull", True)
+    assert list(events_pull.routes(context())) == []
+    assert events_pull.config_schema["properties"]["clientSecret"]["x-secret"] is True
     assert (logs.name, logs.pull is not None, list(logs.routes(context()))) == (
         "auth0-logs",
         True,
