@@ -24,10 +24,13 @@ import orjson
 
 from connector_runtime.events import Event, is_extension_name
 from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
+from connector_runtime.transforms.plan import Plan, find, remove
 from connector_runtime.transforms.record import Record, TransformError
 
 _encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
 MIN_KEY_BYTES: Final = 16
+CACHED: Final = 4096
+"""How many HMAC results a key keeps (about 0.2 KB each)."""
 OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
 EMAIL: Final = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -63,9 +66,11 @@ def scalar_text(op: str, path: Path, value: Any) -> str:
 
 class _Mac:
     """HMAC-SHA256 (RFC 2104) with the key's two padded states hashed once: per value, two
-    copies and two updates (``hmac.new(...).copy()`` costs about twice as much)."""
+    copies and two updates (``hmac.new(...).copy()`` costs about twice as much, and
+    ``hmac.digest`` more still for short values). The last :data:`CACHED` results are
+    kept: user ids, e-mail addresses and the like repeat from event to event."""
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_cache", "_inner", "_outer")
 
     def __init__(self, key: bytes) -> None:
         if len(key) > 64:
@@ -73,37 +78,40 @@ class _Mac:
         padded = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+        self._cache: dict[str, str] = {}
 
     def __repr__(self) -> str:  # never the key
         return "_Mac()"
 
     def hex(self, text: str) -> str:
+        cache = self._cache
+        found = cache.get(text)
+        if found is not None:
+            return found
         inner = self._inner.copy()
         inner.update(text.encode("utf-8", "surrogatepass"))
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        if len(cache) >= CACHED:
+            cache.clear()  # cheaper than keeping an order, and as good for a stream
+        found = cache[text] = outer.hexdigest()
+        return found
 
 
 class _PerValue:
     """An operation that replaces each value its paths reach."""
 
     name = ""
-    needle = b""
-    """Text a member must hold for the operation to have work there (``@`` for emails)."""
+    needles: tuple[bytes, ...] = ()
+    """Text of which a member must hold one for the operation to have work there (``@``
+    for emails)."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
+        self._plan = Plan(self.paths, self.convert, self.needles)
 
     def apply(self, record: Record, note: Note) -> bool:
-        changed = False
-        for path in self.paths:
-            for holder, key in record.places(path, self.needle):
-                new = self.convert(path, holder[key], note)
-                if new is not holder[key]:
-                    record.put(path, holder, key, new)
-                    changed = True
-        return changed
+        return self._plan.run(record, note)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         raise NotImplementedError
@@ -113,14 +121,14 @@ class Hash(_PerValue):
     name = "hash"
 
     def __init__(self, paths: Sequence[Path], key: bytes) -> None:
-        super().__init__(paths)
         self._mac = _Mac(key)
+        super().__init__(paths)
 
     def __repr__(self) -> str:  # never the key
         return f"Hash({[p.text for p in self.paths]})"
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
-        return self._mac.hex(scalar_text("hash", path, value))
+        return self._mac.hex(value if type(value) is str else scalar_text("hash", path, value))
 
 
 class Emails(_PerValue):
@@ -129,11 +137,11 @@ class Emails(_PerValue):
     joins still work), or by ``<email>`` without a key."""
 
     name = "emails"
-    needle = b"@"
+    needles = (b"@",)
 
     def __init__(self, paths: Sequence[Path], key: bytes | None) -> None:
-        super().__init__(paths)
         self._mac = None if key is None else _Mac(key)
+        super().__init__(paths)
 
     def __repr__(self) -> str:  # never the key
         return f"Emails({[p.text for p in self.paths]})"
@@ -162,8 +170,8 @@ class Mask(_PerValue):
     name = "mask"
 
     def __init__(self, paths: Sequence[Path], keep_start: int, keep_end: int) -> None:
-        super().__init__(paths)
         self.keep_start, self.keep_end = keep_start, keep_end
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         text = scalar_text("mask", path, value)
@@ -177,8 +185,8 @@ class IpPrefix(_PerValue):
     name = "ipPrefix"
 
     def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
-        super().__init__(paths)
         self.v4, self.v6 = v4, v6
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         if isinstance(value, dict | list):
@@ -197,8 +205,8 @@ class Truncate(_PerValue):
     name = "truncate"
 
     def __init__(self, paths: Sequence[Path], max_bytes: int) -> None:
-        super().__init__(paths)
         self.max_bytes = max_bytes
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         limit = self.max_bytes
@@ -220,14 +228,24 @@ class Drop:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
+        self._members = tuple(
+            p.steps[0] if p.is_data and len(p.steps) == 1 and type(p.steps[0]) is str else None
+            for p in self.paths
+        )
+        """For each path to a top-level member of the data, its name (the usual case)."""
 
     def apply(self, record: Record, note: Note) -> bool:
         changed = False
-        for path in self.paths:
-            found = list(record.places(path))
+        for path, name in zip(self.paths, self._members, strict=True):
+            members = record.members
+            if name is not None and members is not None:
+                if name in members and record.decoded(name, path) and members[name] is not None:
+                    del members[name]
+                    record.data_changed = changed = True
+                continue
             # list items go last to first, so earlier indexes stay right
-            for holder, key in reversed(found):
-                record.remove(path, holder, key)
+            for holder, key in reversed(find(record, path)):
+                remove(record, path, holder, key)
                 changed = True
         return changed
 
