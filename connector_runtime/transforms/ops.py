@@ -24,7 +24,7 @@ import orjson
 
 from connector_runtime.events import Event, is_extension_name
 from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
-from connector_runtime.transforms.plan import Plan, find, remove
+from connector_runtime.transforms.plan import Plan, each, find, remove
 from connector_runtime.transforms.record import Record, TransformError
 
 _encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
@@ -106,12 +106,19 @@ class _PerValue:
     """Text of which a member must hold one for the operation to have work there (``@``
     for emails)."""
 
+    interleave = True
+    """Whether the operation notes nothing (so its paths may be walked item by item)."""
+
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
-        self._plan = Plan(self.paths, self.convert, self.needles)
+        self._plan = Plan(self.paths, self.convert, self.needles, self.interleave)
 
     def apply(self, record: Record, note: Note) -> bool:
         return self._plan.run(record, note)
+
+    def apply_in_turn(self, record: Record, note: Note) -> bool:
+        """:meth:`apply` path by path, as written (what ``apply`` is equal to)."""
+        return each(record, self.paths, self.convert, self.needles, note)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         raise NotImplementedError
@@ -183,6 +190,7 @@ class Mask(_PerValue):
 
 class IpPrefix(_PerValue):
     name = "ipPrefix"
+    interleave = False
 
     def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
         self.v4, self.v6 = v4, v6
@@ -249,6 +257,8 @@ class Drop:
                 changed = True
         return changed
 
+    apply_in_turn = apply
+
 
 class SetAttributes:
     name = "set"
@@ -261,6 +271,8 @@ class SetAttributes:
         record.attributes.update(self.attributes)
         record.attributes_changed = True
         return True
+
+    apply_in_turn = apply
 
 
 Operation = Hash | Emails | Mask | IpPrefix | Truncate | Drop | SetAttributes
@@ -321,6 +333,10 @@ def transform_secrets(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
     )
 
 
+def _silent(reason: str) -> None:
+    """Notes of a second run (the first one made them)."""
+
+
 def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Event], Event]:
     """The ``(event) -> event`` that applies ``operations`` in order: the data decoded at
     most once, the result encoded at most once, an untouched event handed back as it is."""
@@ -328,8 +344,15 @@ def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Eve
 
     def transform(event: Event) -> Event:
         record = Record(event)
-        for op in ops:
-            op.apply(record, note)
+        try:
+            for op in ops:
+                op.apply(record, note)
+        except TransformError:
+            # The event fails; name the error applying the paths in turn meets first.
+            record = Record(event)
+            for op in ops:
+                op.apply_in_turn(record, _silent)
+            raise
         return record.finish()
 
     return transform

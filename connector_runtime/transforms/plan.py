@@ -40,18 +40,21 @@ class Node:
         self.ends: list[Path] = []
         self.children: list[Node] = []
 
-    def join(self, path: Path) -> bool:
+    def join(self, path: Path, interleave: bool) -> bool:
         """Add ``path`` (whose first step is this node's) if the walk then still reaches
         the places in the order of the paths added, each path's places in turn: the path
-        must branch off (or end) on the last branch of the tree, below no ``[*]`` (there
-        the walk takes the paths item by item), and not end where another path goes on.
-        Answer whether it was added."""
+        must branch off (or end) on the last branch of the tree and not end where another
+        path goes on. Below a ``[*]`` the walk takes the paths item by item: that gives the
+        same values (items are apart) but may meet a bad value of a later path first, so
+        a path joins there only if ``interleave`` (the operation notes nothing, and a
+        failed event is run again path by path for its error). Answer whether it was
+        added."""
         node = self
         steps = path.steps[1:]
         for at, step in enumerate(steps):
             last = node.children[-1] if node.children else None
             if last is not None and _same(last.step, step):
-                if step is STAR:
+                if step is STAR and not interleave:
                     return False
                 node = last
                 continue
@@ -182,7 +185,13 @@ class Plan:
 
     __slots__ = ("_convert", "_groups", "_needles", "_whole")
 
-    def __init__(self, paths: Sequence[Path], convert: Convert, needles: Sequence[bytes]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        convert: Convert,
+        needles: Sequence[bytes],
+        interleave: bool = False,
+    ) -> None:
         self._convert = convert
         self._needles = tuple(needles)
         self._whole: tuple[Path, ...] = ()
@@ -199,10 +208,10 @@ class Plan:
                 last is None
                 or last[1] is None
                 or last[0].steps[0] != path.steps[0]
-                or not last[1].join(path)
+                or not last[1].join(path, interleave)
             ):
                 node = Node(path.steps[0])
-                node.join(path)
+                node.join(path, interleave)
                 top = Node("data")
                 top.children.append(node)
                 self._groups.append((path, node, top))
