@@ -13,9 +13,7 @@ raises :class:`TransformConfigError` with the JSON pointer of the first bad entr
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -26,17 +24,17 @@ from connector_runtime.events import Event, is_extension_name
 from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
 from connector_runtime.transforms.plan import Plan, each, find, remove
 from connector_runtime.transforms.record import Record, TransformError
+from connector_runtime.transforms.text import (
+    USER_ID_NEEDLES,
+    Mac,
+    email_sub,
+    in_strings,
+    user_id_sub,
+)
 
 _encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
 MIN_KEY_BYTES: Final = 16
-CACHED: Final = 4096
-"""How many HMAC results a key keeps (about 0.2 KB each)."""
-OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
-EMAIL: Final = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
-"""An e-mail address inside text (a dot in the domain; enough for log text)."""
+OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails", "userIds")
 
 
 class TransformConfigError(ValueError):
@@ -62,40 +60,6 @@ def scalar_text(op: str, path: Path, value: Any) -> str:
         return str(value) if isinstance(value, int) else orjson.dumps(value).decode()
     kind = "an object" if isinstance(value, dict) else "a list"
     raise TransformError(f"{op} {path.text}: found {kind}, not a value")
-
-
-class _Mac:
-    """HMAC-SHA256 (RFC 2104) with the key's two padded states hashed once: per value, two
-    copies and two updates (``hmac.new(...).copy()`` costs about twice as much, and
-    ``hmac.digest`` more still for short values). The last :data:`CACHED` results are
-    kept: user ids, e-mail addresses and the like repeat from event to event."""
-
-    __slots__ = ("_cache", "_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        padded = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-        self._cache: dict[str, str] = {}
-
-    def __repr__(self) -> str:  # never the key
-        return "_Mac()"
-
-    def hex(self, text: str) -> str:
-        cache = self._cache
-        found = cache.get(text)
-        if found is not None:
-            return found
-        inner = self._inner.copy()
-        inner.update(text.encode("utf-8", "surrogatepass"))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        if len(cache) >= CACHED:
-            cache.clear()  # cheaper than keeping an order, and as good for a stream
-        found = cache[text] = outer.hexdigest()
-        return found
 
 
 class _PerValue:
@@ -128,7 +92,7 @@ class Hash(_PerValue):
     name = "hash"
 
     def __init__(self, paths: Sequence[Path], key: bytes) -> None:
-        self._mac = _Mac(key)
+        self._mac = Mac(key)
         super().__init__(paths)
 
     def __repr__(self) -> str:  # never the key
@@ -144,33 +108,28 @@ class Emails(_PerValue):
     joins still work), or by ``<email>`` without a key."""
 
     name = "emails"
-    needles = (b"@",)
+    needles: tuple[bytes, ...] = (b"@",)
+    find_in = staticmethod(email_sub)
 
     def __init__(self, paths: Sequence[Path], key: bytes | None) -> None:
-        self._mac = None if key is None else _Mac(key)
+        self._sub = self.find_in(None if key is None else Mac(key))
         super().__init__(paths)
 
     def __repr__(self) -> str:  # never the key
-        return f"Emails({[p.text for p in self.paths]})"
-
-    def _replace(self, found: re.Match[str]) -> str:
-        if self._mac is None:
-            return "<email>"
-        return self._mac.hex(found.group())
+        return f"{type(self).__name__}({[p.text for p in self.paths]})"
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
-        if isinstance(value, str):
-            if "@" not in value:
-                return value
-            new = EMAIL.sub(self._replace, value)
-            return value if new == value else new
-        if isinstance(value, dict):
-            out = {k: self.convert(path, v, note) for k, v in value.items()}
-            return value if all(out[k] is value[k] for k in value) else out
-        if isinstance(value, list):
-            items = [self.convert(path, v, note) for v in value]
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-        return value
+        return in_strings(value, self._sub)
+
+
+class UserIds(Emails):
+    """Every Auth0 user id inside the strings at or under the paths (see :mod:`.text`)
+    is replaced by its HMAC-SHA256 hex with ``key`` (the hash of the ``user_id``), or by
+    ``<user_id>`` without a key."""
+
+    name = "userIds"
+    needles = USER_ID_NEEDLES
+    find_in = staticmethod(user_id_sub)
 
 
 class Mask(_PerValue):
@@ -275,7 +234,7 @@ class SetAttributes:
     apply_in_turn = apply
 
 
-Operation = Hash | Emails | Mask | IpPrefix | Truncate | Drop | SetAttributes
+Operation = Hash | Emails | UserIds | Mask | IpPrefix | Truncate | Drop | SetAttributes
 
 
 def compile_transforms(
@@ -306,14 +265,15 @@ def _compile(entry: Mapping[str, Any], at: str) -> Operation:
         if name in ("drop", "ipPrefix") and path.root == "type":
             raise TransformConfigError(f"{at}/paths/{i}", "the 'type' attribute cannot be removed")
         paths.append(path)
-    if name in ("hash", "emails") and (name == "hash" or "key" in config):
+    texts = {"emails": Emails, "userIds": UserIds}
+    if name in ("hash", *texts) and (name == "hash" or "key" in config):
         key = str(config.get("key", "")).encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
             message = f"the key must have {MIN_KEY_BYTES} bytes or more"
             raise TransformConfigError(f"{at}/key", message)
-        return Hash(paths, key) if name == "hash" else Emails(paths, key)
-    if name == "emails":
-        return Emails(paths, None)
+        return Hash(paths, key) if name == "hash" else texts[name](paths, key)
+    if name in texts:
+        return texts[name](paths, None)
     if name == "mask":
         return Mask(paths, config.get("keepStart", 0), config.get("keepEnd", 0))
     if name == "ipPrefix":
@@ -325,11 +285,13 @@ def _compile(entry: Mapping[str, Any], at: str) -> Operation:
 
 
 def transform_secrets(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    """The ``hash`` keys of a transforms list (values to redact)."""
+    """The keys (``hash``, ``emails``, ``userIds``) of a transforms list (values to
+    redact)."""
     return frozenset(
-        str(e["hash"]["key"])
-        for e in entries
-        if isinstance(e.get("hash"), Mapping) and "key" in e["hash"]
+        str(config["key"])
+        for entry in entries
+        for config in entry.values()
+        if isinstance(config, Mapping) and "key" in config
     )
 
 

@@ -32,7 +32,9 @@ SCALARS = (
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=False, allow_infinity=False)
     | TEXT
-    | st.sampled_from(["81.2.69.143", "2001:db8::1", "ann@example.org", "To: b@c.io"])
+    | st.sampled_from(
+        ["81.2.69.143", "2001:db8::1", "ann@example.org", "To: b@c.io", "/api/v2/users/a%7Cb"]
+    )
 )
 JSON = st.recursive(
     SCALARS,
@@ -49,11 +51,13 @@ PATHS = st.one_of(
 @st.composite
 def operations(draw: st.DrawFn) -> dict[str, Any]:
     paths = draw(st.lists(PATHS, min_size=1, max_size=3))
-    name = draw(st.sampled_from(["hash", "mask", "ipPrefix", "truncate", "drop", "emails"]))
+    name = draw(
+        st.sampled_from(["hash", "mask", "ipPrefix", "truncate", "drop", "emails", "userIds"])
+    )
     if name in ("drop", "ipPrefix"):
         paths = [p for p in paths if p != "type"] or ["data"]
     config: dict[str, Any] = {"paths": paths}
-    if name == "hash" or (name == "emails" and draw(st.booleans())):
+    if name == "hash" or (name in ("emails", "userIds") and draw(st.booleans())):
         config["key"] = KEY
     if name == "mask":
         config |= {"keepStart": draw(st.integers(0, 3)), "keepEnd": draw(st.integers(0, 3))}
