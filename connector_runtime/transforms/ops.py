@@ -25,6 +25,7 @@ from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError
 from connector_runtime.transforms.plan import Plan, each, find, remove
 from connector_runtime.transforms.record import Record, TransformError
 from connector_runtime.transforms.text import (
+    CACHED,
     USER_ID_NEEDLES,
     Mac,
     email_sub,
@@ -153,9 +154,25 @@ class IpPrefix(_PerValue):
 
     def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
         self.v4, self.v6 = v4, v6
+        self._networks: dict[str, str] = {}
+        """The last addresses seen and their networks (addresses repeat too)."""
         super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if type(value) is str:
+            networks = self._networks
+            found = networks.get(value)
+            if found is None:
+                found = self._network(path, value, note)
+                if found is None:
+                    return None
+                if len(networks) >= CACHED:
+                    networks.clear()
+                networks[value] = found
+            return found
+        return self._network(path, value, note)
+
+    def _network(self, path: Path, value: Any, note: Note) -> Any:
         if isinstance(value, dict | list):
             scalar_text("ipPrefix", path, value)  # raises
         try:
@@ -195,20 +212,32 @@ class Drop:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
-        self._members = tuple(
-            p.steps[0] if p.is_data and len(p.steps) == 1 and type(p.steps[0]) is str else None
+        self._names = tuple(
+            p.steps if p.is_data and p.steps and all(type(s) is str for s in p.steps) else None
             for p in self.paths
         )
-        """For each path to a top-level member of the data, its name (the usual case)."""
+        """For each path through members alone (the usual path), its member names."""
 
     def apply(self, record: Record, note: Note) -> bool:
         changed = False
-        for path, name in zip(self.paths, self._members, strict=True):
+        for path, names in zip(self.paths, self._names, strict=True):
             members = record.members
-            if name is not None and members is not None:
-                if name in members and record.decoded(name, path) and members[name] is not None:
-                    del members[name]
-                    record.data_changed = changed = True
+            if names is not None and members is not None:
+                # what find() and remove() do, without a list of places
+                name = names[0]
+                if name not in members or not record.decoded(name, path):
+                    continue
+                holder: Any = members
+                for step in names[1:]:
+                    holder = holder.get(name)
+                    if not isinstance(holder, dict):
+                        break
+                    name = step
+                else:
+                    if holder.get(name) is not None:
+                        del holder[name]
+                        record.touched(path)
+                        changed = True
                 continue
             # list items go last to first, so earlier indexes stay right
             for holder, key in reversed(find(record, path)):

@@ -6,7 +6,8 @@
   ``samlp|corp|ann@example.com``; https://auth0.com/docs/manage-users/user-accounts/identify-users),
   the ``|`` also written ``%7C`` as in a URL; and, in a Management API path, the segment
   after ``/users/`` (``/api/v2/users/{id}/roles``) and the provider's own id after
-  ``/identities/{provider}/`` (https://auth0.com/docs/api/management/v2/users). The hash
+  ``/identities/{provider}/`` (https://auth0.com/docs/api/management/v2/users), in a text
+  that holds a ``|`` or a ``%7`` (where an id can be). The hash
   is of the id with its ``%`` escapes read (``auth0%7Cabc`` hashes as ``auth0|abc``), so
   it is the hash of the record's ``user_id``: joins still work.
 """
@@ -33,8 +34,9 @@ USER_ID: Final = re.compile(
     rf"|(?<=/identities/)(?P<provider>{_SEGMENT}/)(?P<own>{_SEGMENT})"
     rf"|(?:(?<![\w.%|-])|(?<=%[0-9A-Fa-f]{{2}}))(?P<id>[A-Za-z0-9][\w.-]*(?:\||%7[Cc]){_PART}(?:(?:\||%7[Cc]){_PART})*)"
 )
-USER_ID_NEEDLES: Final = (b"|", b"%7C", b"%7c", b"/users/", b"/identities/")
-"""Text that a member must hold for a user id to be in it."""
+USER_ID_NEEDLES: Final = (b"|", b"%7")
+"""Text that a member must hold for a user id to be in it: a text with neither is left as
+it is (an Auth0 user id always has its provider and a ``|``)."""
 
 
 class Mac:
@@ -73,16 +75,30 @@ class Mac:
 
 def in_strings(value: Any, sub: Callable[[str], str]) -> Any:
     """``value`` with ``sub`` applied to every string at or under it: the value itself when
-    nothing changed, else new objects and lists where something did."""
-    if isinstance(value, str):
+    nothing changed, else a copy of each object and list on the way to a change."""
+    if type(value) is str:
         new = sub(value)
         return value if new == value else new
     if isinstance(value, dict):
-        out = {k: in_strings(v, sub) for k, v in value.items()}
-        return value if all(out[k] is value[k] for k in value) else out
+        out = None
+        for key, item in value.items():
+            if type(item) is str or isinstance(item, dict | list):
+                new = in_strings(item, sub)
+                if new is not item:
+                    if out is None:
+                        out = dict(value)
+                    out[key] = new
+        return value if out is None else out
     if isinstance(value, list):
-        items = [in_strings(v, sub) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        items = None
+        for index, item in enumerate(value):
+            if type(item) is str or isinstance(item, dict | list):
+                new = in_strings(item, sub)
+                if new is not item:
+                    if items is None:
+                        items = list(value)
+                    items[index] = new
+        return value if items is None else items
     return value
 
 
@@ -110,7 +126,7 @@ def user_id_sub(mac: Mac | None) -> Callable[[str], str]:
         return hidden(found.group())
 
     def sub(text: str) -> str:
-        if "|" in text or "%7" in text or "/users/" in text or "/identities/" in text:
+        if "|" in text or "%7" in text:
             return USER_ID.sub(replace, text)
         return text
 
