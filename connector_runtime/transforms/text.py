@@ -79,26 +79,17 @@ def in_strings(value: Any, sub: Callable[[str], str]) -> Any:
     if type(value) is str:
         new = sub(value)
         return value if new == value else new
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
         out = None
-        for key, item in value.items():
+        for key, item in pairs:
             if type(item) is str or isinstance(item, dict | list):
                 new = in_strings(item, sub)
                 if new is not item:
                     if out is None:
-                        out = dict(value)
+                        out = value.copy()
                     out[key] = new
         return value if out is None else out
-    if isinstance(value, list):
-        items = None
-        for index, item in enumerate(value):
-            if type(item) is str or isinstance(item, dict | list):
-                new = in_strings(item, sub)
-                if new is not item:
-                    if items is None:
-                        items = list(value)
-                    items[index] = new
-        return value if items is None else items
     return value
 
 
