@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector_runtime.transforms.paths import STAR, Path, Place, Step, reach
-from connector_runtime.transforms.record import Record
+from connector_runtime.transforms.record import Raw, Record
 
 Note = Callable[[str], None]
 Convert = Callable[[Path, Any, Note], Any]
@@ -32,10 +32,12 @@ def _same(a: Step, b: Step) -> bool:
 class Node:
     """One step of a group's tree: the paths that end here, and the steps that go on."""
 
-    __slots__ = ("children", "ends", "needle", "step")
+    __slots__ = ("children", "ends", "leaf", "needle", "step")
 
     def __init__(self, step: Step) -> None:
         self.step = step
+        self.leaf: Path | None = None
+        """The one path that ends here when nothing goes on (set by :meth:`seal`)."""
         self.needle = json.dumps(step, ensure_ascii=False).encode() if type(step) is str else None
         self.ends: list[Path] = []
         self.children: list[Node] = []
@@ -71,6 +73,12 @@ class Node:
         node.ends.append(path)
         return True
 
+    def seal(self) -> None:
+        """Note the leaves, once the tree is complete."""
+        self.leaf = self.ends[0] if len(self.ends) == 1 and not self.children else None
+        for child in self.children:
+            child.seal()
+
     def viable(self, text: bytes) -> bool:
         """Whether some path here or below can reach something in a member of this
         ``text`` (a path's member names must all be in it)."""
@@ -100,7 +108,15 @@ def walk(holder: Any, key: Any, value: Any, node: Node, convert: Convert, note: 
         if type(step) is str:
             if isinstance(value, dict):
                 item = value.get(step)
-                if item is not None and walk(value, step, item, child, convert, note):
+                if item is None:
+                    continue
+                leaf = child.leaf
+                if leaf is not None:  # the usual end of a path, without a call of walk
+                    new = convert(leaf, item, note)
+                    if new is not item:
+                        value[step] = new
+                        changed = True
+                elif walk(value, step, item, child, convert, note):
                     changed = True
         elif isinstance(value, list):
             if step is STAR:
@@ -215,6 +231,9 @@ class Plan:
                 top = Node("data")
                 top.children.append(node)
                 self._groups.append((path, node, top))
+        for _, _, tree in self._groups:
+            if tree is not None:
+                tree.seal()
 
     def run(self, record: Record, note: Note) -> bool:
         convert, needles = self._convert, self._needles
@@ -249,10 +268,21 @@ class Plan:
                 continue
             if needles and not record.holds(key, needles):
                 continue
-            if not record.decoded(key, node):
-                continue
             value = members[key]
-            if value is not None and walk(members, key, value, node, convert, note):
-                record.changed.add(key)
-                record.data_changed = changed = True
+            if type(value) is Raw:
+                if not record.decoded(key, node):
+                    continue
+                value = members[key]
+            if value is None:
+                continue
+            leaf = node.leaf
+            if leaf is not None:  # a path to a top-level member, the usual case
+                new = convert(leaf, value, note)
+                if new is value:
+                    continue
+                members[key] = new
+            elif not walk(members, key, value, node, convert, note):
+                continue
+            record.changed.add(key)
+            record.data_changed = changed = True
         return changed
