@@ -251,3 +251,18 @@ def test_user_ids_inside_text_and_urls():
     assert "1099" not in out.data.decode() and "5f7c8ec7" not in out.data.decode()
     untouched = event({"path": "/api/v2/clients/abc", "d": "no id here"})
     assert run([{"userIds": {"paths": ["data"]}}], untouched) is untouched
+
+
+def test_a_failing_event_names_the_error_the_paths_in_turn_meet_first():
+    # The paths under one [*] are walked item by item; the error named is still the one
+    # of the first path that fails over all items (here x of the second item, not y of
+    # the first).
+    ev = event({"l": [{"x": 1, "y": {"o": 1}}, {"x": [2], "y": 3}]})
+    with pytest.raises(TransformError) as caught:
+        run([{"hash": {"paths": ["data.l[*].x", "data.l[*].y"], "key": KEY}}], ev)
+    assert str(caught.value) == "hash data.l[*].x: found a list, not a value"
+    out = run(
+        [{"hash": {"paths": ["data.l[*].x", "data.l[*].y"], "key": KEY}}],
+        event({"l": [{"x": 1, "y": 2}]}),
+    )
+    assert data_of(out) == {"l": [{"x": mac("1"), "y": mac("2")}]}
