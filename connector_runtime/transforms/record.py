@@ -175,7 +175,7 @@ class Record:
         """The transformed event (``event`` itself when nothing changed)."""
         if not (self.data_changed or self.attributes_changed):
             return self.event
-        attributes = dict(self.attributes) if self.data_changed else self.attributes
+        attributes = self.attributes  # a copy, made once
         data = self.event.data
         if self.data_changed:
             members = self.members
