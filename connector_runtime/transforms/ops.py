@@ -3,11 +3,11 @@
 Each operation is an object with ``paths`` (compiled :class:`~.paths.Path`) and a method
 ``apply(record) -> bool`` that changes the :class:`~.record.Record` in place and answers
 whether it changed anything (a value operation through its :class:`~.plan.Plan`), and
-``apply_in_turn``, the same path by path as written (what ``apply`` equals, run again for
-an event that fails, to name its first error). A path that reaches nothing (missing, ``null``) is skipped.
-An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value raises
-:class:`TransformError`: the event is then filtered out and counted, never passed on with
-the value in it.
+``apply_in_turn``, the same path by path as written (what ``apply`` equals, run again for an
+event that fails, to name its first error). A path that reaches nothing (missing, ``null``)
+is skipped. An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value
+raises :class:`TransformError`: the event is then filtered out and counted, never passed on
+with the value in it.
 
 :func:`compile_transforms` checks a whole list (the JSON Schema has checked its shape) and
 raises :class:`TransformConfigError` with the JSON pointer of the first bad entry.

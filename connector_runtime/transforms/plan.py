@@ -1,14 +1,15 @@
 """How one value operation's paths run over a :class:`~.record.Record`, compiled once.
 
-The paths are taken in order into groups: consecutive paths into the same top-level
-member of the data share a tree of their steps, walked once over the member's value (one
+The paths are taken in order into groups: consecutive paths into the same top-level member
+of the data share a tree of their steps, walked once over the member's value (one
 ``dict.get`` per step, whatever the number of paths); an attribute path is a group of its
-own. A group whose member is absent costs one look-up; with a needle (``@`` for
-``emails``), a member whose text as it arrived lacks it is not even decoded. A path joins
-the tree only where walking it still gives exactly what applying the paths one after
-another gives, the same values, the same first error (see :meth:`Node.join`); otherwise it
-starts a new group. A path to the whole data (``data``) or through a list at the top makes
-the operation run path by path (:func:`each`).
+own. A group whose member is absent costs one look-up; with a needle (``@`` for ``emails``),
+a member whose text as it arrived lacks it is not even decoded. A path joins the tree only
+where walking it still gives exactly what applying the paths one after another gives (see
+:meth:`Node.join`: the same values, notes and first error; below a ``[*]``, for an operation
+that notes nothing, the same values, and an event that fails is run again path by path for
+its error); otherwise it starts a new group. A path to the whole data (``data``) or through
+a list at the top makes the operation run path by path (:func:`each`).
 """
 
 from __future__ import annotations

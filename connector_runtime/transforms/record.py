@@ -2,8 +2,9 @@
 
 JSON object data is split into its members once (``members``: each member's text as it
 arrived, a :class:`msgspec.Raw`, until an operation needs its value and it is decoded in
-place). A member's text, read before it is decoded, lets an operation rule it out without
-decoding it (a member name or an ``@`` that does not occur in it). The attributes are
+place). A member's text as it arrived lets an operation with a needle (``@``, ``|``) pass
+it by without decoding it; and a member that cannot be decoded (a number out of range) is
+an error only where its text shows that a path may reach into it. The attributes are
 copied once, when the first attribute path or ``set`` asks for them. :meth:`Record.finish`
 makes the result: the same event object when nothing changed (its stored document
 untouched, nothing re-encoded), else a new event whose data is encoded once (members still
@@ -72,8 +73,8 @@ class Record:
         self.changed: set[str] = set()
         """The members an operation changed (or may have: they are encoded)."""
         self._texts: dict[str, bytes | None] = {}
-        """A member's text as it arrived, or None when it holds escapes or was decoded
-        before its text was asked for (then nothing can be ruled out)."""
+        """A member's text as it arrived, or None when it holds escapes (then nothing can
+        be ruled out by it)."""
         self.box: dict[str, Any] | None = None
         """``{"data": value}`` once the data is decoded whole, or :data:`NOTHING`."""
         self.attributes_changed = False
@@ -152,7 +153,7 @@ class Record:
 
     def _text(self, key: str) -> bytes | None:
         """The text member ``key`` arrived with, or None when it holds escapes (then nothing
-        can be ruled out by it) or was decoded before its text was kept."""
+        can be ruled out by it)."""
         texts = self._texts
         if key in texts:
             return texts[key]
