@@ -2,10 +2,12 @@
 
 Each operation is an object with ``paths`` (compiled :class:`~.paths.Path`) and a method
 ``apply(record) -> bool`` that changes the :class:`~.record.Record` in place and answers
-whether it changed anything. A path that reaches nothing (missing, ``null``) is skipped.
-An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value raises
-:class:`TransformError`: the event is then filtered out and counted, never passed on with
-the value in it.
+whether it changed anything (a value operation through its :class:`~.plan.Plan`), and
+``apply_in_turn``, the same path by path as written (what ``apply`` equals, run again for an
+event that fails, to name its first error). A path that reaches nothing (missing, ``null``)
+is skipped. An object or a list where ``hash``, ``mask`` or ``ipPrefix`` expects a value
+raises :class:`TransformError`: the event is then filtered out and counted, never passed on
+with the value in it.
 
 :func:`compile_transforms` checks a whole list (the JSON Schema has checked its shape) and
 raises :class:`TransformConfigError` with the JSON pointer of the first bad entry.
@@ -13,9 +15,7 @@ raises :class:`TransformConfigError` with the JSON pointer of the first bad entr
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -24,16 +24,20 @@ import orjson
 
 from connector_runtime.events import Event, is_extension_name
 from connector_runtime.transforms.paths import FIXED_ATTRIBUTES, Path, PathError, parse_path
+from connector_runtime.transforms.plan import Plan, each, find, remove
 from connector_runtime.transforms.record import Record, TransformError
+from connector_runtime.transforms.text import (
+    CACHED,
+    USER_ID_NEEDLES,
+    Mac,
+    email_sub,
+    in_strings,
+    user_id_sub,
+)
 
 _encode = msgspec.json.Encoder().encode  # integers of any size, as the record encodes them
 MIN_KEY_BYTES: Final = 16
-OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails")
-EMAIL: Final = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
-"""An e-mail address inside text (a dot in the domain; enough for log text)."""
+OPERATIONS: Final = ("hash", "ipPrefix", "drop", "mask", "truncate", "set", "emails", "userIds")
 
 
 class TransformConfigError(ValueError):
@@ -61,49 +65,27 @@ def scalar_text(op: str, path: Path, value: Any) -> str:
     raise TransformError(f"{op} {path.text}: found {kind}, not a value")
 
 
-class _Mac:
-    """HMAC-SHA256 (RFC 2104) with the key's two padded states hashed once: per value, two
-    copies and two updates (``hmac.new(...).copy()`` costs about twice as much)."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        padded = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-
-    def __repr__(self) -> str:  # never the key
-        return "_Mac()"
-
-    def hex(self, text: str) -> str:
-        inner = self._inner.copy()
-        inner.update(text.encode("utf-8", "surrogatepass"))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-
 class _PerValue:
     """An operation that replaces each value its paths reach."""
 
     name = ""
-    needle = b""
-    """Text a member must hold for the operation to have work there (``@`` for emails)."""
+    needles: tuple[bytes, ...] = ()
+    """Text of which a member must hold one for the operation to have work there (``@``
+    for emails)."""
+
+    interleave = True
+    """Whether the operation notes nothing (so its paths may be walked item by item)."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
+        self._plan = Plan(self.paths, self.convert, self.needles, self.interleave)
 
     def apply(self, record: Record, note: Note) -> bool:
-        changed = False
-        for path in self.paths:
-            for holder, key in record.places(path, self.needle):
-                new = self.convert(path, holder[key], note)
-                if new is not holder[key]:
-                    record.put(path, holder, key, new)
-                    changed = True
-        return changed
+        return self._plan.run(record, note)
+
+    def apply_in_turn(self, record: Record, note: Note) -> bool:
+        """:meth:`apply` path by path, as written (what ``apply`` is equal to)."""
+        return each(record, self.paths, self.convert, self.needles, note)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         raise NotImplementedError
@@ -113,14 +95,14 @@ class Hash(_PerValue):
     name = "hash"
 
     def __init__(self, paths: Sequence[Path], key: bytes) -> None:
+        self._mac = Mac(key)
         super().__init__(paths)
-        self._mac = _Mac(key)
 
     def __repr__(self) -> str:  # never the key
         return f"Hash({[p.text for p in self.paths]})"
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
-        return self._mac.hex(scalar_text("hash", path, value))
+        return self._mac.hex(value if type(value) is str else scalar_text("hash", path, value))
 
 
 class Emails(_PerValue):
@@ -129,41 +111,36 @@ class Emails(_PerValue):
     joins still work), or by ``<email>`` without a key."""
 
     name = "emails"
-    needle = b"@"
+    needles: tuple[bytes, ...] = (b"@",)
+    find_in = staticmethod(email_sub)
 
     def __init__(self, paths: Sequence[Path], key: bytes | None) -> None:
+        self._sub = self.find_in(None if key is None else Mac(key))
         super().__init__(paths)
-        self._mac = None if key is None else _Mac(key)
 
     def __repr__(self) -> str:  # never the key
-        return f"Emails({[p.text for p in self.paths]})"
-
-    def _replace(self, found: re.Match[str]) -> str:
-        if self._mac is None:
-            return "<email>"
-        return self._mac.hex(found.group())
+        return f"{type(self).__name__}({[p.text for p in self.paths]})"
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
-        if isinstance(value, str):
-            if "@" not in value:
-                return value
-            new = EMAIL.sub(self._replace, value)
-            return value if new == value else new
-        if isinstance(value, dict):
-            out = {k: self.convert(path, v, note) for k, v in value.items()}
-            return value if all(out[k] is value[k] for k in value) else out
-        if isinstance(value, list):
-            items = [self.convert(path, v, note) for v in value]
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-        return value
+        return in_strings(value, self._sub)
+
+
+class UserIds(Emails):
+    """Every Auth0 user id inside the strings at or under the paths (see :mod:`.text`)
+    is replaced by its HMAC-SHA256 hex with ``key`` (the hash of the ``user_id``), or by
+    ``<user_id>`` without a key."""
+
+    name = "userIds"
+    needles = USER_ID_NEEDLES
+    find_in = staticmethod(user_id_sub)
 
 
 class Mask(_PerValue):
     name = "mask"
 
     def __init__(self, paths: Sequence[Path], keep_start: int, keep_end: int) -> None:
-        super().__init__(paths)
         self.keep_start, self.keep_end = keep_start, keep_end
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         text = scalar_text("mask", path, value)
@@ -175,12 +152,29 @@ class Mask(_PerValue):
 
 class IpPrefix(_PerValue):
     name = "ipPrefix"
+    interleave = False
 
     def __init__(self, paths: Sequence[Path], v4: int, v6: int) -> None:
-        super().__init__(paths)
         self.v4, self.v6 = v4, v6
+        self._networks: dict[str, str] = {}
+        """The last addresses seen and their networks (addresses repeat too)."""
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
+        if type(value) is str:
+            networks = self._networks
+            found = networks.get(value)
+            if found is None:
+                found = self._network(path, value, note)
+                if found is None:
+                    return None
+                if len(networks) >= CACHED:
+                    networks.clear()
+                networks[value] = found
+            return found
+        return self._network(path, value, note)
+
+    def _network(self, path: Path, value: Any, note: Note) -> Any:
         if isinstance(value, dict | list):
             scalar_text("ipPrefix", path, value)  # raises
         try:
@@ -197,8 +191,8 @@ class Truncate(_PerValue):
     name = "truncate"
 
     def __init__(self, paths: Sequence[Path], max_bytes: int) -> None:
-        super().__init__(paths)
         self.max_bytes = max_bytes
+        super().__init__(paths)
 
     def convert(self, path: Path, value: Any, note: Note) -> Any:
         limit = self.max_bytes
@@ -220,16 +214,40 @@ class Drop:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
+        self._names = tuple(
+            p.steps if p.is_data and p.steps and all(type(s) is str for s in p.steps) else None
+            for p in self.paths
+        )
+        """For each path through members alone (the usual path), its member names."""
 
     def apply(self, record: Record, note: Note) -> bool:
         changed = False
-        for path in self.paths:
-            found = list(record.places(path))
+        for path, names in zip(self.paths, self._names, strict=True):
+            members = record.members
+            if names is not None and members is not None:
+                # what find() and remove() do, without a list of places
+                name = names[0]
+                if name not in members or not record.decoded(name, path):
+                    continue
+                holder: Any = members
+                for step in names[1:]:
+                    holder = holder.get(name)
+                    if not isinstance(holder, dict):
+                        break
+                    name = step
+                else:
+                    if holder.get(name) is not None:
+                        del holder[name]
+                        record.touched(path)
+                        changed = True
+                continue
             # list items go last to first, so earlier indexes stay right
-            for holder, key in reversed(found):
-                record.remove(path, holder, key)
+            for holder, key in reversed(find(record, path)):
+                remove(record, path, holder, key)
                 changed = True
         return changed
+
+    apply_in_turn = apply
 
 
 class SetAttributes:
@@ -244,8 +262,10 @@ class SetAttributes:
         record.attributes_changed = True
         return True
 
+    apply_in_turn = apply
 
-Operation = Hash | Emails | Mask | IpPrefix | Truncate | Drop | SetAttributes
+
+Operation = Hash | Emails | UserIds | Mask | IpPrefix | Truncate | Drop | SetAttributes
 
 
 def compile_transforms(
@@ -276,14 +296,15 @@ def _compile(entry: Mapping[str, Any], at: str) -> Operation:
         if name in ("drop", "ipPrefix") and path.root == "type":
             raise TransformConfigError(f"{at}/paths/{i}", "the 'type' attribute cannot be removed")
         paths.append(path)
-    if name in ("hash", "emails") and (name == "hash" or "key" in config):
+    texts = {"emails": Emails, "userIds": UserIds}
+    if name in ("hash", *texts) and (name == "hash" or "key" in config):
         key = str(config.get("key", "")).encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
             message = f"the key must have {MIN_KEY_BYTES} bytes or more"
             raise TransformConfigError(f"{at}/key", message)
-        return Hash(paths, key) if name == "hash" else Emails(paths, key)
-    if name == "emails":
-        return Emails(paths, None)
+        return Hash(paths, key) if name == "hash" else texts[name](paths, key)
+    if name in texts:
+        return texts[name](paths, None)
     if name == "mask":
         return Mask(paths, config.get("keepStart", 0), config.get("keepEnd", 0))
     if name == "ipPrefix":
@@ -295,12 +316,18 @@ def _compile(entry: Mapping[str, Any], at: str) -> Operation:
 
 
 def transform_secrets(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    """The ``hash`` keys of a transforms list (values to redact)."""
+    """The keys (``hash``, ``emails``, ``userIds``) of a transforms list (values to
+    redact)."""
     return frozenset(
-        str(e["hash"]["key"])
-        for e in entries
-        if isinstance(e.get("hash"), Mapping) and "key" in e["hash"]
+        str(config["key"])
+        for entry in entries
+        for config in entry.values()
+        if isinstance(config, Mapping) and "key" in config
     )
+
+
+def _silent(reason: str) -> None:
+    """Notes of a second run (the first one made them)."""
 
 
 def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Event], Event]:
@@ -310,8 +337,15 @@ def make_transform(operations: Sequence[Operation], note: Note) -> Callable[[Eve
 
     def transform(event: Event) -> Event:
         record = Record(event)
-        for op in ops:
-            op.apply(record, note)
+        try:
+            for op in ops:
+                op.apply(record, note)
+        except TransformError:
+            # The event fails; name the error applying the paths in turn meets first.
+            record = Record(event)
+            for op in ops:
+                op.apply_in_turn(record, _silent)
+            raise
         return record.finish()
 
     return transform

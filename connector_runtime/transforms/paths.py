@@ -51,6 +51,10 @@ class Path:
     def is_data(self) -> bool:
         return self.root == "data"
 
+    def viable(self, text: bytes) -> bool:
+        """False when a member of data of this ``text`` cannot hold the place."""
+        return all(n in text for n in self.needles)
+
 
 def parse_path(text: str) -> Path:
     """Compile ``text``; raise :class:`PathError` with a one-line reason when it is wrong."""
@@ -111,6 +115,19 @@ def places(holder: Any, key: str | int, steps: tuple[Step, ...]) -> Iterator[Pla
             yield from places(value, step, rest)
     elif isinstance(step, int) and isinstance(value, list):
         yield from places(value, step, rest)
+
+
+def reach(holder: Any, key: str | int, steps: tuple[Step, ...]) -> list[Place]:
+    """:func:`places` as a list; through members alone (the usual path) without a
+    generator per step."""
+    for at, step in enumerate(steps):
+        if type(step) is not str:
+            return list(places(holder, key, steps[at:]))
+        value = _at(holder, key)
+        if not isinstance(value, dict):
+            return []
+        holder, key = value, step
+    return [] if _at(holder, key) is None else [(holder, key)]
 
 
 def _at(holder: Any, key: str | int) -> Any:

@@ -222,3 +222,47 @@ def test_truncate_of_an_object_with_an_integer_past_64_bits():
     ev = event({"a": {"a": -9223372036854775809}})
     out = run([{"truncate": {"paths": ["data"], "maxBytes": 12}}], ev)
     assert data_of(out) == '{"a":{"a":-9'
+
+
+def test_user_ids_inside_text_and_urls():
+    ev = event(
+        {
+            "request": {
+                "path": "/api/v2/users/auth0%7C5f7c8ec7c33c6c004bbafe82/roles",
+                "query": "?q=user_id%3Agoogle-oauth2%7C1099&per_page=5",
+                "also": "/api/v2/users/email|ann/identities/google-oauth2/1099",
+            },
+            "text": "blocked samlp|corp|ann@example.com.",
+            "n": 7,
+        }
+    )
+    out = run([{"userIds": {"paths": ["data.request", "data.text"], "key": KEY}}], ev)
+    assert data_of(out) == {
+        "request": {
+            "path": f"/api/v2/users/{mac('auth0|5f7c8ec7c33c6c004bbafe82')}/roles",
+            "query": f"?q=user_id%3A{mac('google-oauth2|1099')}&per_page=5",
+            "also": f"/api/v2/users/{mac('email|ann')}/identities/google-oauth2/{mac('1099')}",
+        },
+        "text": f"blocked {mac('samlp|corp|ann@example.com')}.",
+        "n": 7,
+    }
+    out = run([{"userIds": {"paths": ["data"]}}], ev)
+    assert data_of(out)["request"]["path"] == "/api/v2/users/<user_id>/roles"
+    assert "1099" not in out.data.decode() and "5f7c8ec7" not in out.data.decode()
+    untouched = event({"path": "/api/v2/clients/abc", "d": "no id here"})
+    assert run([{"userIds": {"paths": ["data"]}}], untouched) is untouched
+
+
+def test_a_failing_event_names_the_error_the_paths_in_turn_meet_first():
+    # The paths under one [*] are walked item by item; the error named is still the one
+    # of the first path that fails over all items (here x of the second item, not y of
+    # the first).
+    ev = event({"l": [{"x": 1, "y": {"o": 1}}, {"x": [2], "y": 3}]})
+    with pytest.raises(TransformError) as caught:
+        run([{"hash": {"paths": ["data.l[*].x", "data.l[*].y"], "key": KEY}}], ev)
+    assert str(caught.value) == "hash data.l[*].x: found a list, not a value"
+    out = run(
+        [{"hash": {"paths": ["data.l[*].x", "data.l[*].y"], "key": KEY}}],
+        event({"l": [{"x": 1, "y": 2}]}),
+    )
+    assert data_of(out) == {"l": [{"x": mac("1"), "y": mac("2")}]}

@@ -9,8 +9,12 @@ keeps it equal to :data:`PRESETS`.
   e-mail addresses become their HMAC-SHA256 with the key (the same user gives the same
   hash across events and restarts), addresses keep their network (/24, /48), the place
   keeps its country.
-- ``strict`` keeps no personal value at all: the same hashes, and addresses, user agents
-  and the place removed.
+- ``strict`` keeps no personal value at all: the same hashes, user ids inside text (a
+  Management API path such as ``/api/v2/users/auth0|abc/roles``) replaced by
+  ``<user_id>``, and addresses, user agents and the place removed.
+
+Both presets find user ids inside text (``userIds``) before e-mail addresses, so an id
+that holds an address (``samlp|corp|ann@example.com``) is taken whole.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ IDENTIFIERS: Final = (
 """Values that identify a person: hashed by both presets."""
 
 TEXT: Final = ("data.description", "data.details")
-"""Free text and nested objects in which any e-mail address left is hashed."""
+"""Free text and nested objects in which any user id or e-mail address left is hashed
+(user ids are replaced by ``<user_id>`` under ``strict``)."""
 
 ADDRESSES: Final = ("data.ip", "data.details.request.ip")
 USER_AGENTS: Final = ("data.user_agent", "data.details.request.userAgent")
@@ -59,9 +64,11 @@ PLACE_DETAIL: Final = tuple(
 """What ``pseudonymize`` removes of ``location_info`` (country and continent stay)."""
 
 
-def _common(key: str) -> list[dict[str, Any]]:
+def _common(key: str, ids_hashed: bool) -> list[dict[str, Any]]:
+    ids: dict[str, Any] = {"paths": list(TEXT), "key": key} if ids_hashed else {"paths": list(TEXT)}
     return [
         {"hash": {"paths": list(IDENTIFIERS), "key": key}},
+        {"userIds": ids},
         {"emails": {"paths": list(TEXT), "key": key}},
     ]
 
@@ -69,10 +76,10 @@ def _common(key: str) -> list[dict[str, Any]]:
 def expand(preset: str, key: str) -> list[dict[str, Any]]:
     """The ``spec.transforms`` list of ``preset`` with ``key``."""
     if preset == "strict":
-        return [*_common(key), {"drop": {"paths": [*ADDRESSES, *USER_AGENTS, *PLACE]}}]
+        return [*_common(key, False), {"drop": {"paths": [*ADDRESSES, *USER_AGENTS, *PLACE]}}]
     if preset == "pseudonymize":
         return [
-            *_common(key),
+            *_common(key, True),
             {"ipPrefix": {"paths": list(ADDRESSES), "v4": 24, "v6": 48}},
             {"drop": {"paths": list(PLACE_DETAIL)}},
         ]
@@ -88,6 +95,8 @@ PRESETS: Final[Mapping[str, Sequence[Mapping[str, Any]]]] = {
 def _effect(operation: str, config: Mapping[str, Any]) -> str:
     if operation == "ipPrefix":
         return f"network kept (/{config['v4']}, /{config['v6']})"
+    if operation == "userIds":
+        return "user ids inside " + ("hashed" if "key" in config else "replaced by `<user_id>`")
     return {"hash": "hashed", "emails": "e-mail addresses inside hashed", "drop": "removed"}[
         operation
     ]
@@ -100,5 +109,7 @@ def touched() -> list[tuple[str, str, str]]:
         for entry in entries:
             ((operation, config),) = entry.items()
             for path in config["paths"]:
-                effects.setdefault(path, {})[preset] = _effect(operation, config)
+                done = effects.setdefault(path, {})
+                effect = _effect(operation, config)
+                done[preset] = f"{done[preset]}, {effect}" if preset in done else effect
     return [(p, e.get("strict", "—"), e.get("pseudonymize", "—")) for p, e in effects.items()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,31 @@ def test_pseudonymize_through_a_runtime(auth0_runtime, recording_target: Recordi
     assert second.data["ip"] == "2001:db8:1234::"
     assert second.data["description"] == f"{mac('x@y.example')} ok"
     assert "subject" not in second.attributes
+
+
+@pytest.mark.parametrize("preset", ["strict", "pseudonymize"])
+def test_management_api_paths_carry_no_user_id(
+    preset, auth0_runtime, recording_target: RecordingTarget
+):
+    running = auth0_runtime({"pii": {"preset": preset, "key": KEY}})
+    user, other = "auth0|5f7c8ec7c33c6c004bbafe82", "google-oauth2|109934857162"
+    details = {
+        "request": {
+            "method": "patch",
+            "path": f"/api/v2/users/{user.replace('|', '%7C')}",
+            "query": {"fields": "user_id", "q": f"user_id:{other}"},
+            "channel": "api",
+            "auth": {"user": {"user_id": other}, "strategy": "jwt"},
+        },
+        "response": {"statusCode": 200, "body": {"next": f"/api/v2/users/{user}/roles"}},
+    }
+    body = jsonl([record("m1", code="sapi", user_id=other, details=details)])
+    answer = post(running.connector_url("a0"), body, {"Content-Type": "application/json"})
+    assert answer.json() == {"accepted": 1, "filtered": 0, "duplicates": 0}
+    (got,) = recording_target.events
+    received = json.dumps([got.attributes, got.data], ensure_ascii=False, default=str)
+    for secret in (user, other, "5f7c8ec7c33c6c004bbafe82", "109934857162"):
+        assert secret not in received
+    path = got.data["details"]["request"]["path"]
+    assert path == "/api/v2/users/" + ("<user_id>" if preset == "strict" else mac(user))
+    assert got.data["details"]["request"]["auth"]["user"]["user_id"] == mac(other)
