@@ -464,10 +464,17 @@ def test_every_request_of_a_call_and_every_caller_waiting_for_a_connection_time_
             results = await asyncio.gather(*(t.send([event(n)]) for n in range(3)))
             assert 0.19 <= time.monotonic() - began < 5
             reasons = sorted(r.retry[0] for r in results)
-            assert reasons == ["TimeoutError: no complete answer within 0.2s"] + 2 * [
-                "TimeoutError: no free connection within 0.2s"
-            ]
-            assert raw.connections == 2
+            assert reasons[0] == "TimeoutError: no complete answer within 0.2s"
+            # the other two wait for the one connection; on a loaded machine one of them can
+            # get the slot the expired request freed just before its own deadline, and then
+            # run out of time connecting: a timeout either way, never a wait past it
+            waited = {
+                "TimeoutError: no free connection within 0.2s",
+                "TimeoutError: no connection within 0.2s",
+            }
+            assert set(reasons[1:]) <= waited
+            assert reasons.count("TimeoutError: no free connection within 0.2s") >= 1
+            assert raw.connections in (2, 3)
 
     asyncio.run(scenario())
 
