@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from connector_runtime.config.model import DeliverySpec
-from connector_runtime.delivery.attempt import attempt
+from connector_runtime.delivery.attempt import Attempt, attempt
 from connector_runtime.errors import SpoolError, Unavailable
 from connector_runtime.events import Event
 from connector_runtime.observe.stats import ConnectorStats
@@ -25,6 +25,8 @@ from connector_runtime.spool.queues import MemoryQueue, SpoolQueue
 from connector_runtime.spool.store import Spool
 
 MAX_RETRY_AFTER = 300
+DEFAULT_RETRY_AFTER = 5
+"""Retry-After when ``ack: delivered`` fails and the target named no wait."""
 
 
 class DrainRate:
@@ -178,6 +180,15 @@ class DeliveredHandoff:
     def refusing(self) -> str | None:
         return None  # nothing waits here; a target that is down shows in each answer
 
+    @staticmethod
+    def _retry_after(result: Attempt) -> int:
+        """The wait the target asked for (its ``Retry-After``), passed on to the sender
+        (between 1 s and ``MAX_RETRY_AFTER``); else ``DEFAULT_RETRY_AFTER``."""
+        wait = result.retry_after
+        if wait is None or not math.isfinite(wait) or wait <= 0:
+            return DEFAULT_RETRY_AFTER
+        return max(1, min(MAX_RETRY_AFTER, math.ceil(wait)))
+
     async def take(self, events: list[Event], request_id: str) -> int:
         started = time.monotonic()
         try:
@@ -187,7 +198,7 @@ class DeliveredHandoff:
         if result.retry:
             self.stats.retried += len(result.retry)
             reason = next(iter(result.retry.values()))
-            raise Unavailable(f"target unavailable: {reason}")
+            raise Unavailable(f"target unavailable: {reason}", self._retry_after(result))
         if result.rejected:
             self.stats.dead_lettered += len(result.rejected)
             if self.dead_letter is not None:

@@ -89,6 +89,23 @@ def test_each_ack_policy_answers_as_its_table_says(
     assert len(recording_target.wait_for(5)) == 5
 
 
+def test_ack_delivered_passes_on_the_targets_retry_after(
+    runtime_factory: Factory, recording_target: RecordingTarget
+):
+    rt = runtime_factory([doc(recording_target, ack="delivered")])
+    recording_target.status = 503
+    recording_target.headers = {"Retry-After": "17"}
+    r = post(rt.connector_url("a0"), jsonl(batch(3)))
+    assert (r.status, r.headers["retry-after"]) == (503, "17")
+    recording_target.headers = {"Retry-After": "86400"}  # capped: a sender should come back
+    r = post(rt.connector_url("a0"), jsonl(batch(3)))
+    assert (r.status, r.headers["retry-after"]) == (503, "300")
+    recording_target.headers = {}  # no wait named: the default
+    r = post(rt.connector_url("a0"), jsonl(batch(3)))
+    assert (r.status, r.headers["retry-after"]) == (503, "5")
+    assert recording_target.events == []
+
+
 def test_unwritable_spool_answers_503_never_2xx(tmp_path: Path, cr_loop):
     import sqlite3
 
