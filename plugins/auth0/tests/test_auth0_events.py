@@ -135,7 +135,7 @@ def test_the_fake_sender_through_faults_leaves_each_event_once(
 
     intruder = FakeEventStream.bearer(url, "not-the-token-000", time_scale=0)
     assert [d.outcome for d in intruder.send(bodies[:2])] == ["dropped", "dropped"]
-    assert {s for d in intruder.deliveries for s in d.statuses} == {401}
+    assert [d.statuses for d in intruder.deliveries] == [[401], [401]]  # never retried
 
     sender = FakeEventStream.bearer(url, TOKEN, time_scale=0)
     sender.send(bodies[:20], duplicates=[0, 3, 3, 7], shuffle=1)
@@ -174,9 +174,13 @@ def test_a_target_down_under_ack_delivered_is_a_retry_never_a_drop(
 ):
     recording_target.status = 503
     rt = runtime_factory([events_doc(recording_target, ack="delivered")])
-    sender = FakeEventStream.bearer(rt.connector_url("es"), TOKEN, time_scale=0)
+    waits: list[float] = []
+    sender = FakeEventStream.bearer(
+        rt.connector_url("es"), TOKEN, time_scale=0.001, sleep=waits.append
+    )
     [delivery] = sender.send([stream_event(1, "group.member.added")])
     assert delivery.outcome == "failed" and delivery.statuses == [503] * 4
+    assert waits == [0.001, 0.002, 0.004]  # Auth0's 1 s, 2 s, 4 s, time compressed
     assert None not in delivery.retry_after
     recording_target.status = 200
     assert [d.outcome for d in sender.redeliver()] == ["delivered"]
