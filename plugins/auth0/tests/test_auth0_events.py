@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 from connector_runtime.conformance import SourceConformance
 from connector_runtime.testing import RecordingTarget, connector_doc, post
 
+from connector_runtime_auth0 import EVENTS_CONFIG_SCHEMA
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.parse import ParseError
 from connector_runtime_auth0.streams import check_events_config as check_config
@@ -81,6 +83,24 @@ def test_credentials_are_checked_for_both_methods():
     good = FakeEventStream.basic("http://x/", "auth0", "pa:ss-word").authorization
     wrong = FakeEventStream.basic("http://x/", "auth0", "pa:ss-wordx").authorization
     assert basic.allows(good) and not basic.allows(wrong) and not basic.allows("Basic !!")
+
+
+@pytest.mark.parametrize(
+    ("config", "valid"),
+    [
+        ({"token": TOKEN}, True),
+        ({"token": ["old-token-1234", TOKEN]}, True),  # rotation
+        ({"basicAuth": {"username": "u" * 128, "password": "basic-secret"}}, True),
+        ({"basicAuth": {"username": "u" * 129, "password": "basic-secret"}}, False),
+        ({"basicAuth": {"username": "a:b", "password": "basic-secret"}}, False),
+        ({"token": TOKEN, "basicAuth": {"username": "u", "password": "basic-secret"}}, False),
+        ({}, False),
+        ({"token": []}, False),
+    ],
+)
+def test_credentials_follow_auth0s_rules_for_the_two_methods(config, valid):
+    errors = list(jsonschema.Draft202012Validator(EVENTS_CONFIG_SCHEMA).iter_errors(config))
+    assert (errors == []) == valid, errors
 
 
 def test_events_are_checked_against_the_catalogue_with_suggestions():
