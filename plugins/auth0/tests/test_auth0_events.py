@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import jsonschema
 import pytest
 from connector_runtime.conformance import SourceConformance
-from connector_runtime.testing import RecordingTarget, connector_doc, post
+from connector_runtime.testing import RecordingTarget, connector_doc, free_port, post
 
 from connector_runtime_auth0 import EVENTS_CONFIG_SCHEMA
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
@@ -205,6 +205,31 @@ def test_a_target_down_under_ack_delivered_is_a_retry_never_a_drop(
     recording_target.status = 200
     assert [d.outcome for d in sender.redeliver()] == ["delivered"]
     assert recording_target.ids == [f"evt_{1:022d}"]
+
+
+def test_the_fake_sender_disables_the_stream_after_failures_in_a_row(
+    runtime_factory, recording_target
+):
+    """As Auth0 does after 500 failed deliveries in a row (3 here): nothing is sent to a
+    disabled stream; the Redelivery API still works, then the stream is enabled again."""
+    bodies = [stream_event(n) for n in range(6)]
+    nobody = f"http://127.0.0.1:{free_port()}/es"
+    sender = FakeEventStream.bearer(nobody, TOKEN, time_scale=0, disable_after=(3, 100))
+    sender.send(bodies[:5])
+    assert not sender.enabled
+    assert [len(d.statuses) for d in sender.deliveries] == [4, 4, 4, 0, 0]  # none sent
+    assert [d.outcome for d in sender.deliveries] == ["failed"] * 5
+    sender.url = runtime_factory([events_doc(recording_target)]).connector_url("es")
+    assert [d.outcome for d in sender.redeliver()] == ["delivered"] * 5
+    sender.enable()
+    assert sender.deliver(bodies[5]).outcome == "delivered"
+    recording_target.wait_for(6)
+    assert sorted(recording_target.ids) == [f"evt_{n:022d}" for n in range(6)]
+    full = FakeEventStream.bearer(nobody, TOKEN, time_scale=0, disable_after=(100, 2))
+    full.send(bodies[:2])
+    assert not full.enabled
+    with pytest.raises(ValueError, match="redeliver them first"):
+        full.enable()
 
 
 class TestConformance(SourceConformance):
