@@ -17,6 +17,7 @@ import jsonschema
 from connector_runtime.config.secrets import (
     REDACTED,
     is_secret_schema,
+    redact_config,
     redact_url,
     redact_urls,
     secret_paths,
@@ -86,6 +87,8 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
         isinstance(subschema, Mapping) and is_secret_schema(subschema)
     )
     shown = error.instance
+    if isinstance(shown, Mapping | list):  # an object or list holding secrets shows none
+        shown = redact_config(shown, hidden, rel)
     keys = [step for step in rel if isinstance(step, str)]
     if isinstance(shown, str) and keys and _URL_KEY.search(keys[-1]):
         shown = redact_url(shown)
@@ -102,6 +105,11 @@ def _message(error: jsonschema.ValidationError, rel: tuple[Any, ...], hidden: se
         extra = sorted(k for k in error.instance if k not in allowed)
         listed = ", ".join(repr(k) for k in extra)
         return f"unknown key {listed} (allowed: {', '.join(sorted(allowed))})"
+    if kind in ("oneOf", "anyOf") and all(
+        isinstance(branch, Mapping) and branch.get("required") for branch in expected
+    ):  # alternatives told apart by their keys: name the keys, not the whole value
+        keys_named = ", ".join(repr(k) for branch in expected for k in branch["required"])
+        return f"set {'exactly' if kind == 'oneOf' else 'at least'} one of {keys_named}"
     if kind == "enum":
         return f"{value} is not one of {', '.join(repr(v) for v in expected)}"
     if kind == "const":

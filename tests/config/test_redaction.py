@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from connector_runtime_auth0.testing import batch, jsonl
 
+from connector_runtime.config.checks import schema_problems
 from connector_runtime.config.secrets import (
     RedactingFilter,
     Redactor,
@@ -95,6 +96,37 @@ def test_validate_never_prints_url_credentials(tmp_path: Path):
         out
     )
     assert "Traceback" not in out
+
+
+def test_validate_names_the_keys_of_alternatives_and_shows_no_secret_inside_them(
+    tmp_path: Path,
+):
+    """auth0-events takes exactly one of ``token`` and ``basicAuth``: both or neither gets
+    a message naming the keys, never the config (which holds the secrets)."""
+    both = {"token": "tok-s3cret-0123", "basicAuth": {"username": "u", "password": "pw-k3y-0123"}}
+    docs = [
+        connector_doc(name, "auth0-events", config, {"type": "http", "config": {"url": "x:"}})
+        for name, config in (("both", both), ("neither", {}))
+    ]
+    result = cli("validate", str(write_manifest(tmp_path / "m.yaml", docs)))
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert leaks(out) == [], out
+    for name in ("both", "neither"):
+        assert f"connector {name}: spec.source.config: set exactly one of 'token', 'basicAuth'" in (
+            out
+        )
+
+
+def test_an_object_quoted_in_a_schema_message_has_its_secrets_redacted():
+    schema = {
+        "type": "object",
+        "properties": {"key": {"type": "string", "x-secret": True}, "name": {"type": "string"}},
+        "maxProperties": 1,
+    }
+    [(path, message)] = schema_problems(schema, {"key": "s3cret", "name": "n"})
+    assert path == "" and "s3cret" not in message
+    assert '"key": "<redacted>"' in message and '"name": "n"' in message
 
 
 class _EchoingTarget(http.server.BaseHTTPRequestHandler):

@@ -35,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "BACKOFF",
+    "DISABLE_AFTER",
     "DROP",
     "TENANT",
     "Delivery",
@@ -259,6 +260,9 @@ def stream_event(
 
 BACKOFF = (1.0, 2.0, 4.0)
 """Auth0's waits between the four attempts of one delivery, in seconds."""
+DISABLE_AFTER = (500, 5000)
+"""Auth0 disables a stream after 500 consecutive failed deliveries, or with 5,000 failed
+in all (https://auth0.com/docs/customize/events/event-testing-observability-and-failure-recovery)."""
 
 
 @dataclass
@@ -283,6 +287,12 @@ class FakeEventStream:
     waits); a 2xx delivers, a 4xx drops the event at once, anything else (a 5xx, no
     answer) is retried. Deliveries that used up their attempts wait in :attr:`failed`
     until :meth:`redeliver`. :meth:`send` can repeat and reorder events, as Auth0 may.
+
+    After ``disable_after[0]`` deliveries in a row that were not delivered, or with
+    ``disable_after[1]`` failed, the stream is disabled (:attr:`enabled` false): Auth0 sends
+    nothing to a disabled stream, so later events are listed as failed without an attempt
+    (an assumption: the docs say only that the Redelivery API then processes failed
+    events). :meth:`redeliver` still works; :meth:`enable` turns the stream on again.
     """
 
     url: str
@@ -292,6 +302,9 @@ class FakeEventStream:
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     deliveries: list[Delivery] = field(default_factory=list)
+    disable_after: tuple[int, int] = DISABLE_AFTER
+    enabled: bool = True
+    _in_a_row: int = field(default=0, repr=False)
 
     @classmethod
     def bearer(cls, url: str, token: str, **options: Any) -> FakeEventStream:
@@ -328,8 +341,22 @@ class FakeEventStream:
         """One event, through its attempts."""
         delivery = Delivery(body)
         self.deliveries.append(delivery)
+        if not self.enabled:
+            delivery.outcome = "failed"
+            return delivery
         self._attempt(delivery)
+        self._in_a_row = 0 if delivery.outcome == "delivered" else self._in_a_row + 1
+        consecutive, total = self.disable_after
+        if self._in_a_row >= consecutive or len(self.failed) >= total:
+            self.enabled = False
         return delivery
+
+    def enable(self) -> None:
+        """Enable a disabled stream again; Auth0 allows it only with fewer than
+        ``disable_after[1]`` failed deliveries (redeliver them first)."""
+        if len(self.failed) >= self.disable_after[1]:
+            raise ValueError(f"{len(self.failed)} failed deliveries: redeliver them first")
+        self.enabled, self._in_a_row = True, 0
 
     def redeliver(self) -> list[Delivery]:
         """Send every failed delivery again (the Management API's ``redeliver``)."""

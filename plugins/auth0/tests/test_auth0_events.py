@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 from connector_runtime.conformance import SourceConformance
-from connector_runtime.testing import RecordingTarget, connector_doc, post
+from connector_runtime.testing import RecordingTarget, connector_doc, free_port, post
 
+from connector_runtime_auth0 import EVENTS_CONFIG_SCHEMA
 from connector_runtime_auth0.eventstreams import EVENT_STREAM_TYPES, parse_cloudevents
 from connector_runtime_auth0.parse import ParseError
 from connector_runtime_auth0.streams import check_events_config as check_config
@@ -83,6 +85,24 @@ def test_credentials_are_checked_for_both_methods():
     assert basic.allows(good) and not basic.allows(wrong) and not basic.allows("Basic !!")
 
 
+@pytest.mark.parametrize(
+    ("config", "valid"),
+    [
+        ({"token": TOKEN}, True),
+        ({"token": ["old-token-1234", TOKEN]}, True),  # rotation
+        ({"basicAuth": {"username": "u" * 128, "password": "basic-secret"}}, True),
+        ({"basicAuth": {"username": "u" * 129, "password": "basic-secret"}}, False),
+        ({"basicAuth": {"username": "a:b", "password": "basic-secret"}}, False),
+        ({"token": TOKEN, "basicAuth": {"username": "u", "password": "basic-secret"}}, False),
+        ({}, False),
+        ({"token": []}, False),
+    ],
+)
+def test_credentials_follow_auth0s_rules_for_the_two_methods(config, valid):
+    errors = list(jsonschema.Draft202012Validator(EVENTS_CONFIG_SCHEMA).iter_errors(config))
+    assert (errors == []) == valid, errors
+
+
 def test_events_are_checked_against_the_catalogue_with_suggestions():
     assert "organization.connection.added" in EVENT_STREAM_TYPES
     assert check_config({"events": ["user.created", "organization.member.*", "group.*"]}) == []
@@ -135,7 +155,7 @@ def test_the_fake_sender_through_faults_leaves_each_event_once(
 
     intruder = FakeEventStream.bearer(url, "not-the-token-000", time_scale=0)
     assert [d.outcome for d in intruder.send(bodies[:2])] == ["dropped", "dropped"]
-    assert {s for d in intruder.deliveries for s in d.statuses} == {401}
+    assert [d.statuses for d in intruder.deliveries] == [[401], [401]]  # never retried
 
     sender = FakeEventStream.bearer(url, TOKEN, time_scale=0)
     sender.send(bodies[:20], duplicates=[0, 3, 3, 7], shuffle=1)
@@ -174,13 +194,42 @@ def test_a_target_down_under_ack_delivered_is_a_retry_never_a_drop(
 ):
     recording_target.status = 503
     rt = runtime_factory([events_doc(recording_target, ack="delivered")])
-    sender = FakeEventStream.bearer(rt.connector_url("es"), TOKEN, time_scale=0)
+    waits: list[float] = []
+    sender = FakeEventStream.bearer(
+        rt.connector_url("es"), TOKEN, time_scale=0.001, sleep=waits.append
+    )
     [delivery] = sender.send([stream_event(1, "group.member.added")])
     assert delivery.outcome == "failed" and delivery.statuses == [503] * 4
+    assert waits == [0.001, 0.002, 0.004]  # Auth0's 1 s, 2 s, 4 s, time compressed
     assert None not in delivery.retry_after
     recording_target.status = 200
     assert [d.outcome for d in sender.redeliver()] == ["delivered"]
     assert recording_target.ids == [f"evt_{1:022d}"]
+
+
+def test_the_fake_sender_disables_the_stream_after_failures_in_a_row(
+    runtime_factory, recording_target
+):
+    """As Auth0 does after 500 failed deliveries in a row (3 here): nothing is sent to a
+    disabled stream; the Redelivery API still works, then the stream is enabled again."""
+    bodies = [stream_event(n) for n in range(6)]
+    nobody = f"http://127.0.0.1:{free_port()}/es"
+    sender = FakeEventStream.bearer(nobody, TOKEN, time_scale=0, disable_after=(3, 100))
+    sender.send(bodies[:5])
+    assert not sender.enabled
+    assert [len(d.statuses) for d in sender.deliveries] == [4, 4, 4, 0, 0]  # none sent
+    assert [d.outcome for d in sender.deliveries] == ["failed"] * 5
+    sender.url = runtime_factory([events_doc(recording_target)]).connector_url("es")
+    assert [d.outcome for d in sender.redeliver()] == ["delivered"] * 5
+    sender.enable()
+    assert sender.deliver(bodies[5]).outcome == "delivered"
+    recording_target.wait_for(6)
+    assert sorted(recording_target.ids) == [f"evt_{n:022d}" for n in range(6)]
+    full = FakeEventStream.bearer(nobody, TOKEN, time_scale=0, disable_after=(100, 2))
+    full.send(bodies[:2])
+    assert not full.enabled
+    with pytest.raises(ValueError, match="redeliver them first"):
+        full.enable()
 
 
 class TestConformance(SourceConformance):
