@@ -81,6 +81,10 @@ class LogRequest:
     query: str
     records: int = 0
     """How many records the answer held."""
+    wall: float = 0.0
+    """``time.time()`` when it arrived (to compare with ``reset``)."""
+    reset: int | None = None
+    """The ``X-RateLimit-Reset`` (epoch seconds) of a 429 answer."""
 
 
 @dataclass
@@ -151,6 +155,7 @@ class FakeTenant:
     _stall: list[float] = field(default_factory=list)
     _bucket: float = 0.0
     _filled: float = 0.0
+    _reset: int = 0
     _server: tornado.httpserver.HTTPServer | None = None
     extra_routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]]] = field(
         default_factory=list
@@ -332,9 +337,10 @@ class FakeTenant:
         if allowed:
             self._bucket -= 1.0
         full_in = (self.burst - self._bucket) / self.rate
+        self._reset = math.ceil(time.time() + full_in)
         handler.set_header("X-RateLimit-Limit", str(int(self.burst)))
         handler.set_header("X-RateLimit-Remaining", str(int(self._bucket)))
-        handler.set_header("X-RateLimit-Reset", str(math.ceil(time.time() + full_in)))
+        handler.set_header("X-RateLimit-Reset", str(self._reset))
         return allowed
 
     def _authorized(self, handler: tornado.web.RequestHandler, scope: str) -> bool:
@@ -372,7 +378,7 @@ class FakeTenant:
         handler.finish(stream.describe())
 
     async def _logs(self, handler: tornado.web.RequestHandler) -> None:
-        arrived = LogRequest(time.monotonic(), 0, handler.request.query)
+        arrived = LogRequest(time.monotonic(), 0, handler.request.query, wall=time.time())
         self.requests.append(arrived)
         arrived.status = await self._answer(handler, arrived)
 
@@ -380,6 +386,7 @@ class FakeTenant:
         if not self._authorized(handler, "read:logs"):
             return handler.get_status()
         if not self._limit(handler):
+            arrived.reset = self._reset
             return _error(handler, 429, "Global limit has been reached")
         if self._stall:
             await asyncio.sleep(self._stall.pop(0))

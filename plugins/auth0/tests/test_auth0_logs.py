@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -167,7 +168,15 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     tenant.fail_next(3, 503)
     tenant.stall_next(1, 3.0)  # longer than requestTimeout: a timeout
     rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=5, take=50)])
-    assert wait_until(lambda: len(recording_target.events) >= 300)
+    seen: set[str] = set()  # every /readyz reason on the way
+
+    def progress() -> bool:
+        seen.update(readyz(rt)[1])
+        return len(recording_target.events) >= 300
+
+    assert wait_until(progress)
+    for reason in ("Timeout during request", "answered HTTP 503", "answered 429 (rate limit)"):
+        assert any(reason in r for r in seen), (reason, seen)
     assert metric(rt, 'connector_runtime_pull_errors_total{connector="logs",kind="rate_limited"}')
     unavailable = 'connector_runtime_pull_errors_total{connector="logs",kind="unavailable"}'
     assert metric(rt, unavailable) >= 3  # a timeout and 503s
@@ -190,6 +199,42 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     recording_target.wait_for(900, timeout=60)
     assert sorted(recording_target.ids) == sorted(ids)  # none skipped, none twice
     assert wait_until(lambda: readyz(rt) == (200, []))
+    # no request between a 429 and the X-RateLimit-Reset it announced (5/s would otherwise
+    # ask again within 0.2 s); both times are read from the same clock
+    answered = list(tenant.requests)
+    after_429 = [(r, n) for r, n in pairwise(answered) if r.status == 429]
+    assert after_429
+    assert [(r.reset, n.wall) for r, n in after_429 if n.wall < r.reset] == []
+
+
+def test_tokens_are_renewed_before_they_expire(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    tenant.token_ttl = 2.0  # expires_in: 2; renewed after half of it, 1 s
+    ids = tenant.add_records(10)
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=20)])
+    recording_target.wait_for(10)
+    assert wait_until(lambda: tenant.token_requests >= 4, timeout=15)
+    assert {r.status for r in list(tenant.requests)} == {200}  # never a 401: none ran out
+    assert sorted(recording_target.ids) == sorted(ids)
+    assert readyz(rt) == (200, [])
+
+
+def test_events_and_source_as_for_the_auth0_type(
+    tmp_path, tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    tenant.add_records(6, code="s")
+    failed = tenant.add_records(4, code="f")
+    tenant.add_records(3, code="fp")
+    events = {"events": ["f"], "source": "https://example.eu.auth0.com/"}
+    runtime_factory([logs_doc(tenant, recording_target.url, **events)])
+    recording_target.wait_for(4)
+    time.sleep(0.5)  # a few more polls: the others stay filtered out
+    assert sorted(recording_target.ids) == sorted(failed)
+    assert {e.attributes["source"] for e in recording_target.events} == {events["source"]}
+    doc = logs_doc(tenant, "http://127.0.0.1:9", events=["f", "sucess"])
+    with pytest.raises(ManifestError, match=r"spec.source.config.events\[1\]"):
+        load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
 
 
 def test_settle_leaves_the_newest_records_for_later(
