@@ -28,7 +28,8 @@ behaviour names the Auth0 documentation it follows:
   https://auth0.com/docs/api/management/v2/log-streams/get-log-streams-by-id
   https://auth0.com/docs/api/management/v2/log-streams/patch-log-streams-by-id
 - A log_id begins with ``900`` and the UTC time it was written, ``YYYYMMDDhhmmss``, a
-  few seconds after the record's ``date``; the rest of it keeps ids unique and ordered.
+  few seconds after the record's ``date``; the rest of it keeps ids unique and ordered
+  (the shape of the example log_id in the retrieve-log-events page above, 56 digits).
 
 A stream's deliveries, as Auth0 sends them, come from
 :class:`~connector_runtime_auth0.fake_sender.LogStreamSender` (told of new records by
@@ -81,10 +82,8 @@ class LogRequest:
     query: str
     records: int = 0
     """How many records the answer held."""
-    wall: float = 0.0
-    """``time.time()`` when it arrived (to compare with ``reset``)."""
-    reset: int | None = None
-    """The ``X-RateLimit-Reset`` (epoch seconds) of a 429 answer."""
+    wall: float = 0.0  # time.time() when it arrived, to compare with a 429's reset
+    reset: int | None = None  # the X-RateLimit-Reset (epoch seconds) of a 429 answer
 
 
 @dataclass

@@ -72,7 +72,11 @@ def start_checkpoint(start_from: str, now: datetime | None = None) -> str:
     """The ``from`` of a first run. A log_id is used as it is; a time becomes the prefix of
     the log_ids written from then on (``900`` + ``YYYYMMDDhhmmss``), which sorts before
     them; ``now`` is that of the current time; ``earliest`` that of :data:`EARLIEST_DAYS`
-    ago. Raises ``ValueError`` for anything else."""
+    ago. Raises ``ValueError`` for anything else.
+
+    ``from`` returns the records newer than it, ordered by log_id; the example log_id of
+    https://auth0.com/docs/deploy-monitor/logs/retrieve-log-events-using-mgmt-api shows the
+    shape (``900``, ``20211201185132``, then more digits)."""
     moment = now or datetime.now(UTC)
     if start_from == "now":
         return _stamp(moment)
