@@ -83,7 +83,8 @@ def start_checkpoint(start_from: str, now: datetime | None = None) -> str:
     if start_from == "earliest":
         return _stamp(moment - timedelta(days=EARLIEST_DAYS))
     if is_rfc3339(start_from):
-        return _stamp(datetime.fromisoformat(start_from.replace("Z", "+00:00")))
+        # RFC 3339 allows a lower-case t and z, which datetime does not read
+        return _stamp(datetime.fromisoformat(start_from.upper().replace("Z", "+00:00")))
     if start_from.isdigit() and start_from.startswith(_PREFIX) and len(start_from) >= 17:
         return start_from
     raise ValueError(

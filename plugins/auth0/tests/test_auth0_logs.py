@@ -253,6 +253,8 @@ def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
     now = datetime(2026, 12, 7, 16, 0, 0, tzinfo=UTC)
     assert start_checkpoint("now", now) == "90020261207160000"
     assert start_checkpoint("2026-12-01T00:00:00Z", now) == "90020261201000000"
+    assert start_checkpoint("2026-12-01t02:00:00.5+02:00", now) == "90020261201000000"
+    assert start_checkpoint("2026-12-01t00:00:00z", now) == "90020261201000000"
     assert start_checkpoint("earliest", now) == "90020261106160000"
     lid = "90020261201000000" + "0" * 39
     assert start_checkpoint(lid, now) == lid
