@@ -266,6 +266,10 @@ def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
         load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
     assert "spec.source.config.startFrom: startFrom 'yesterday' is neither" in str(err.value)
     assert "s3cr3t-x" not in str(err.value)
+    for key, bad in (("take", 0), ("take", 101), ("requestsPerSecond", 0)):
+        doc = logs_doc(tenant, "http://127.0.0.1:9", **{key: bad})
+        with pytest.raises(ManifestError, match=f"spec.source.config.{key}"):
+            load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
     doc = logs_doc(tenant, "http://127.0.0.1:9")
     doc["spec"]["delivery"] = {"ack": "received"}
     with pytest.raises(ManifestError, match="pulls with a checkpoint"):
