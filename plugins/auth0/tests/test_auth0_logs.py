@@ -207,6 +207,26 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     assert [(r.reset, n.wall) for r, n in after_429 if n.wall < r.reset] == []
 
 
+def test_5xx_backs_off_says_so_and_resumes_where_it_stood(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    ids = tenant.add_records(5)
+    tenant.fail_next(3, 502)
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=20)])
+    assert wait_until(lambda: len(tenant.requests) >= 1)
+    time.sleep(2.0)
+    # backoff 1 s, then 2 s (times 0.8 to 1, jitter): the second request came, the third
+    # not yet (without backoff, 20/s would have asked 40 times)
+    assert [r.status for r in list(tenant.requests)] == [502, 502]
+    assert readyz(rt) == (503, ["connector logs: GET /api/v2/logs answered HTTP 502"])
+    unavailable = 'connector_runtime_pull_errors_total{connector="logs",kind="unavailable"}'
+    assert metric(rt, unavailable) == 2
+    recording_target.wait_for(5)
+    assert sorted(recording_target.ids) == sorted(ids)
+    assert [r.query for r in tenant.requests][:4] == [tenant.requests[0].query] * 4
+    assert wait_until(lambda: readyz(rt) == (200, []))
+
+
 def test_tokens_are_renewed_before_they_expire(
     tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
 ):
