@@ -25,7 +25,7 @@ from connector_runtime.testing import (
 )
 
 from connector_runtime_auth0.fake_tenant import FakeTenant
-from connector_runtime_auth0.logs_api import start_checkpoint, written_at
+from connector_runtime_auth0.logs_api import audience, base_url, start_checkpoint, written_at
 
 
 @pytest.fixture
@@ -267,6 +267,12 @@ def test_settle_leaves_the_newest_records_for_later(
     time.sleep(1.0)  # a few polls: the new ones stay behind
     assert sorted(recording_target.ids) == sorted(old)
     assert all(written_at(i) for i in new)
+
+
+def test_domain_is_a_host_name_or_a_base_url():
+    assert base_url("example.eu.auth0.com") == "https://example.eu.auth0.com"
+    assert base_url("http://127.0.0.1:8443/") == "http://127.0.0.1:8443"
+    assert audience("example.eu.auth0.com") == "https://example.eu.auth0.com/api/v2/"
 
 
 def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
