@@ -28,7 +28,8 @@ behaviour names the Auth0 documentation it follows:
   https://auth0.com/docs/api/management/v2/log-streams/get-log-streams-by-id
   https://auth0.com/docs/api/management/v2/log-streams/patch-log-streams-by-id
 - A log_id begins with ``900`` and the UTC time it was written, ``YYYYMMDDhhmmss``, a
-  few seconds after the record's ``date``; the rest of it keeps ids unique and ordered.
+  few seconds after the record's ``date``; the rest of it keeps ids unique and ordered
+  (the shape of the example log_id in the retrieve-log-events page above, 56 digits).
 
 A stream's deliveries, as Auth0 sends them, come from
 :class:`~connector_runtime_auth0.fake_sender.LogStreamSender` (told of new records by
@@ -81,6 +82,8 @@ class LogRequest:
     query: str
     records: int = 0
     """How many records the answer held."""
+    wall: float = 0.0  # time.time() when it arrived, to compare with a 429's reset
+    reset: int | None = None  # the X-RateLimit-Reset (epoch seconds) of a 429 answer
 
 
 @dataclass
@@ -151,6 +154,7 @@ class FakeTenant:
     _stall: list[float] = field(default_factory=list)
     _bucket: float = 0.0
     _filled: float = 0.0
+    _reset: int = 0
     _server: tornado.httpserver.HTTPServer | None = None
     extra_routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, object]]] = field(
         default_factory=list
@@ -332,9 +336,10 @@ class FakeTenant:
         if allowed:
             self._bucket -= 1.0
         full_in = (self.burst - self._bucket) / self.rate
+        self._reset = math.ceil(time.time() + full_in)
         handler.set_header("X-RateLimit-Limit", str(int(self.burst)))
         handler.set_header("X-RateLimit-Remaining", str(int(self._bucket)))
-        handler.set_header("X-RateLimit-Reset", str(math.ceil(time.time() + full_in)))
+        handler.set_header("X-RateLimit-Reset", str(self._reset))
         return allowed
 
     def _authorized(self, handler: tornado.web.RequestHandler, scope: str) -> bool:
@@ -372,7 +377,7 @@ class FakeTenant:
         handler.finish(stream.describe())
 
     async def _logs(self, handler: tornado.web.RequestHandler) -> None:
-        arrived = LogRequest(time.monotonic(), 0, handler.request.query)
+        arrived = LogRequest(time.monotonic(), 0, handler.request.query, wall=time.time())
         self.requests.append(arrived)
         arrived.status = await self._answer(handler, arrived)
 
@@ -380,6 +385,7 @@ class FakeTenant:
         if not self._authorized(handler, "read:logs"):
             return handler.get_status()
         if not self._limit(handler):
+            arrived.reset = self._reset
             return _error(handler, 429, "Global limit has been reached")
         if self._stall:
             await asyncio.sleep(self._stall.pop(0))

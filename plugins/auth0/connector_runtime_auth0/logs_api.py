@@ -72,14 +72,19 @@ def start_checkpoint(start_from: str, now: datetime | None = None) -> str:
     """The ``from`` of a first run. A log_id is used as it is; a time becomes the prefix of
     the log_ids written from then on (``900`` + ``YYYYMMDDhhmmss``), which sorts before
     them; ``now`` is that of the current time; ``earliest`` that of :data:`EARLIEST_DAYS`
-    ago. Raises ``ValueError`` for anything else."""
+    ago. Raises ``ValueError`` for anything else.
+
+    ``from`` returns the records newer than it, ordered by log_id; the example log_id of
+    https://auth0.com/docs/deploy-monitor/logs/retrieve-log-events-using-mgmt-api shows the
+    shape (``900``, ``20211201185132``, then more digits)."""
     moment = now or datetime.now(UTC)
     if start_from == "now":
         return _stamp(moment)
     if start_from == "earliest":
         return _stamp(moment - timedelta(days=EARLIEST_DAYS))
     if is_rfc3339(start_from):
-        return _stamp(datetime.fromisoformat(start_from.replace("Z", "+00:00")))
+        # RFC 3339 allows a lower-case t and z, which datetime does not read
+        return _stamp(datetime.fromisoformat(start_from.upper().replace("Z", "+00:00")))
     if start_from.isdigit() and start_from.startswith(_PREFIX) and len(start_from) >= 17:
         return start_from
     raise ValueError(

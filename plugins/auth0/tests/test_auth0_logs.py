@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from connector_runtime.testing import (
 )
 
 from connector_runtime_auth0.fake_tenant import FakeTenant
-from connector_runtime_auth0.logs_api import start_checkpoint, written_at
+from connector_runtime_auth0.logs_api import audience, base_url, start_checkpoint, written_at
 
 
 @pytest.fixture
@@ -167,7 +168,15 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     tenant.fail_next(3, 503)
     tenant.stall_next(1, 3.0)  # longer than requestTimeout: a timeout
     rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=5, take=50)])
-    assert wait_until(lambda: len(recording_target.events) >= 300)
+    seen: set[str] = set()  # every /readyz reason on the way
+
+    def progress() -> bool:
+        seen.update(readyz(rt)[1])
+        return len(recording_target.events) >= 300
+
+    assert wait_until(progress)
+    for reason in ("Timeout during request", "answered HTTP 503", "answered 429 (rate limit)"):
+        assert any(reason in r for r in seen), (reason, seen)
     assert metric(rt, 'connector_runtime_pull_errors_total{connector="logs",kind="rate_limited"}')
     unavailable = 'connector_runtime_pull_errors_total{connector="logs",kind="unavailable"}'
     assert metric(rt, unavailable) >= 3  # a timeout and 503s
@@ -190,6 +199,62 @@ def test_429_expired_and_revoked_tokens_5xx_and_timeouts_skip_nothing(
     recording_target.wait_for(900, timeout=60)
     assert sorted(recording_target.ids) == sorted(ids)  # none skipped, none twice
     assert wait_until(lambda: readyz(rt) == (200, []))
+    # no request between a 429 and the X-RateLimit-Reset it announced (5/s would otherwise
+    # ask again within 0.2 s); both times are read from the same clock
+    answered = list(tenant.requests)
+    after_429 = [(r, n) for r, n in pairwise(answered) if r.status == 429]
+    assert after_429
+    assert [(r.reset, n.wall) for r, n in after_429 if n.wall < r.reset] == []
+
+
+def test_5xx_backs_off_says_so_and_resumes_where_it_stood(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    ids = tenant.add_records(5)
+    tenant.fail_next(3, 502)
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=20)])
+    assert wait_until(lambda: len(tenant.requests) >= 1)
+    time.sleep(2.0)
+    # backoff 1 s, then 2 s (times 0.8 to 1, jitter): the second request came, the third
+    # not yet (without backoff, 20/s would have asked 40 times)
+    assert [r.status for r in list(tenant.requests)] == [502, 502]
+    assert readyz(rt) == (503, ["connector logs: GET /api/v2/logs answered HTTP 502"])
+    unavailable = 'connector_runtime_pull_errors_total{connector="logs",kind="unavailable"}'
+    assert metric(rt, unavailable) == 2
+    recording_target.wait_for(5)
+    assert sorted(recording_target.ids) == sorted(ids)
+    assert [r.query for r in tenant.requests][:4] == [tenant.requests[0].query] * 4
+    assert wait_until(lambda: readyz(rt) == (200, []))
+
+
+def test_tokens_are_renewed_before_they_expire(
+    tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    tenant.token_ttl = 2.0  # expires_in: 2; renewed after half of it, 1 s
+    ids = tenant.add_records(10)
+    rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=20)])
+    recording_target.wait_for(10)
+    assert wait_until(lambda: tenant.token_requests >= 4, timeout=15)
+    assert {r.status for r in list(tenant.requests)} == {200}  # never a 401: none ran out
+    assert sorted(recording_target.ids) == sorted(ids)
+    assert readyz(rt) == (200, [])
+
+
+def test_events_and_source_as_for_the_auth0_type(
+    tmp_path, tenant: FakeTenant, runtime_factory, recording_target: RecordingTarget
+):
+    tenant.add_records(6, code="s")
+    failed = tenant.add_records(4, code="f")
+    tenant.add_records(3, code="fp")
+    events = {"events": ["f"], "source": "https://example.eu.auth0.com/"}
+    runtime_factory([logs_doc(tenant, recording_target.url, **events)])
+    recording_target.wait_for(4)
+    time.sleep(0.5)  # a few more polls: the others stay filtered out
+    assert sorted(recording_target.ids) == sorted(failed)
+    assert {e.attributes["source"] for e in recording_target.events} == {events["source"]}
+    doc = logs_doc(tenant, "http://127.0.0.1:9", events=["f", "sucess"])
+    with pytest.raises(ManifestError, match=r"spec.source.config.events\[1\]"):
+        load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
 
 
 def test_settle_leaves_the_newest_records_for_later(
@@ -204,10 +269,18 @@ def test_settle_leaves_the_newest_records_for_later(
     assert all(written_at(i) for i in new)
 
 
+def test_domain_is_a_host_name_or_a_base_url():
+    assert base_url("example.eu.auth0.com") == "https://example.eu.auth0.com"
+    assert base_url("http://127.0.0.1:8443/") == "http://127.0.0.1:8443"
+    assert audience("example.eu.auth0.com") == "https://example.eu.auth0.com/api/v2/"
+
+
 def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
     now = datetime(2026, 12, 7, 16, 0, 0, tzinfo=UTC)
     assert start_checkpoint("now", now) == "90020261207160000"
     assert start_checkpoint("2026-12-01T00:00:00Z", now) == "90020261201000000"
+    assert start_checkpoint("2026-12-01t02:00:00.5+02:00", now) == "90020261201000000"
+    assert start_checkpoint("2026-12-01t00:00:00z", now) == "90020261201000000"
     assert start_checkpoint("earliest", now) == "90020261106160000"
     lid = "90020261201000000" + "0" * 39
     assert start_checkpoint(lid, now) == lid
@@ -219,6 +292,10 @@ def test_start_from_and_validate(tmp_path, tenant: FakeTenant):
         load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
     assert "spec.source.config.startFrom: startFrom 'yesterday' is neither" in str(err.value)
     assert "s3cr3t-x" not in str(err.value)
+    for key, bad in (("take", 0), ("take", 101), ("requestsPerSecond", 0)):
+        doc = logs_doc(tenant, "http://127.0.0.1:9", **{key: bad})
+        with pytest.raises(ManifestError, match=f"spec.source.config.{key}"):
+            load_manifest([write_manifest([doc], tmp_path)], build_registry(), env={})
     doc = logs_doc(tenant, "http://127.0.0.1:9")
     doc["spec"]["delivery"] = {"ack": "received"}
     with pytest.raises(ManifestError, match="pulls with a checkpoint"):
