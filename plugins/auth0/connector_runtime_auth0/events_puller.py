@@ -103,8 +103,8 @@ def start_query(start_from: str, now: datetime | None = None) -> dict[str, str]:
     if start_from == "earliest":
         moment = (now or datetime.now(UTC)) - timedelta(days=EARLIEST_DAYS)
         return {"from_timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if is_rfc3339(start_from):
-        return {"from_timestamp": start_from}
+    if is_rfc3339(start_from):  # RFC 3339 allows a lower-case t and z; send the usual form
+        return {"from_timestamp": start_from.upper()}
     return {"from": start_from}
 
 

@@ -28,18 +28,21 @@ class Backoff:
 
     def __init__(self) -> None:
         self.failures = 0
+        self.refused = 0
+        """Answers in a row that refused the token (401): the first gets a new one at once."""
 
     def reset(self) -> None:
-        self.failures = 0
+        self.failures = self.refused = 0
 
     def next(self, kind: str, delay: float | None) -> float:
         self.failures += 1
+        self.refused = self.refused + 1 if kind == "auth" and delay == 0.0 else 0
         if delay is None:
             low, high = AUTH_BACKOFF if kind in ("auth", "scope") else BACKOFF
             jitter = random.uniform(0.8, 1.0)  # noqa: S311  (jitter)
             return float(min(high, low * 2 ** (self.failures - 1)) * jitter)
-        if kind == "auth" and self.failures > 1:  # a fresh token refused again
-            return float(min(AUTH_BACKOFF[1], AUTH_BACKOFF[0] * 2 ** (self.failures - 2)))
+        if self.refused > 1:  # a fresh token refused again: a person has to act
+            return float(min(AUTH_BACKOFF[1], AUTH_BACKOFF[0] * 2 ** (self.refused - 2)))
         return delay
 
 

@@ -273,6 +273,7 @@ def test_start_query_and_validate(tmp_path, api: FakeEventsAPI):
     assert start_query("now", now) == {}
     assert start_query("earliest", now) == {"from_timestamp": "2026-11-06T16:00:00Z"}
     assert start_query("2026-12-01T00:00:00Z", now) == {"from_timestamp": "2026-12-01T00:00:00Z"}
+    assert start_query("2026-12-01t00:00:00z", now) == {"from_timestamp": "2026-12-01T00:00:00Z"}
     assert start_query("ofs_000000000007", now) == {"from": "ofs_000000000007"}
     bad = [
         ({"events": ["user.creatd"]}, "spec.source.config.events[0]", "user.created"),

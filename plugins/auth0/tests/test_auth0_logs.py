@@ -26,6 +26,7 @@ from connector_runtime.testing import (
 
 from connector_runtime_auth0.fake_tenant import FakeTenant
 from connector_runtime_auth0.logs_api import audience, base_url, start_checkpoint, written_at
+from connector_runtime_auth0.pulling import Backoff
 
 
 @pytest.fixture
@@ -337,3 +338,15 @@ def test_a_shared_dedupe_scope_fills_the_streams_gaps_without_repeats(
     lid, raw = stream[0]
     again = b'{"log_id":"' + lid.encode() + b'","data":' + raw + b"}\n"
     assert post(rt2.connector_url("hook"), again).json()["duplicates"] == 1
+
+
+def test_backoff_gets_a_new_token_at_once_unless_the_fresh_one_is_refused_too():
+    backoff = Backoff()
+    assert 0.8 <= backoff.next("unavailable", None) <= 1.0  # a 503: 1 s, jittered
+    assert backoff.next("auth", 0.0) == 0.0  # then a 401: a new token at once
+    assert backoff.next("auth", 0.0) == 5.0  # the new token refused as well: slow down
+    assert backoff.next("auth", 0.0) == 10.0
+    assert backoff.next("rate_limited", 0.0) == 0.0  # the pacer holds until the reset
+    assert backoff.next("auth", 0.0) == 0.0
+    backoff.reset()
+    assert backoff.next("auth", 0.0) == 0.0
