@@ -168,6 +168,7 @@ class NatsCluster:
         for node in self.nodes:
             node.wait_ready()
         wait_for_jetstream(self.urls)
+        wait_for_placement(self.urls, len(self.nodes))
         return self
 
     def stop(self) -> None:
@@ -216,6 +217,34 @@ def wait_for_jetstream(urls: list[str], timeout: float = 20) -> None:
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+    _run(probe())
+
+
+def wait_for_placement(urls: list[str], replicas: int, timeout: float = 30) -> None:
+    """Wait until the cluster can place a stream of ``replicas`` (every peer has joined the
+    meta group): a fresh cluster answers API requests before that, and refuses such a
+    stream with "no suitable peers for placement" (err_code 10005) meanwhile. A probe
+    stream is made and deleted."""
+
+    async def probe() -> None:
+        nc = await _connect(urls)
+        try:
+            js = nc.jetstream(timeout=2)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    await js.add_stream(
+                        name="PLACEMENT_PROBE", subjects=["placement.probe"], num_replicas=replicas
+                    )
+                    await js.delete_stream("PLACEMENT_PROBE")
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await nc.close()
 
