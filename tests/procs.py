@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,22 @@ class RuntimeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def kill_9_once_delivered(
+    manifest: Path, data: Path, delivered: Callable[[], int], count: int, timeout: float = 60
+) -> None:
+    """Start a runtime on ``manifest`` and ``data``, wait until ``delivered()`` (what the
+    target holds) reaches ``count``, then ``kill -9`` it."""
+    proc = RuntimeProcess(manifest, data).start()
+    try:
+        deadline = time.monotonic() + timeout
+        while delivered() < count:
+            assert time.monotonic() < deadline, proc.log()
+            time.sleep(0.002)
+        proc.kill9()
+    finally:
+        proc.stop()
 
 
 def write_manifest(path: Path, docs: list[dict[str, Any]]) -> Path:

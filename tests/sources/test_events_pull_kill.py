@@ -7,7 +7,6 @@ to the target at a kill. Real subprocesses, real sockets."""
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from connector_runtime_auth0.fake_events_api import FakeEventsAPI
 
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc
-from tests.procs import RuntimeProcess, write_manifest
+from tests.procs import RuntimeProcess, kill_9_once_delivered, write_manifest
 
 KILLS = 10
 EVENTS = 3000
@@ -51,15 +50,7 @@ def test_kill_9_during_a_pull_loses_and_repeats_nothing_beyond_what_was_in_fligh
         kills: list[tuple[int, int]] = []
         """Per kill: connections opened so far, the last event index the target had."""
         for point in points:
-            proc = RuntimeProcess(manifest, data).start()
-            try:
-                deadline = time.monotonic() + 60
-                while len(recording_target.events) < point:
-                    assert time.monotonic() < deadline, proc.log()
-                    time.sleep(0.002)
-                proc.kill9()
-            finally:
-                proc.stop()
+            kill_9_once_delivered(manifest, data, lambda: len(recording_target.events), point)
             had = max(index_of[e.id] for e in list(recording_target.events))
             kills.append((api.connections(), had))
         proc = RuntimeProcess(manifest, data).start()

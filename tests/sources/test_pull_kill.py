@@ -17,7 +17,7 @@ import pytest
 from connector_runtime_auth0.fake_tenant import FakeTenant
 
 from connector_runtime.testing import LoopThread, RecordingTarget, connector_doc
-from tests.procs import RuntimeProcess, write_manifest
+from tests.procs import RuntimeProcess, kill_9_once_delivered, write_manifest
 
 KILLS = 10
 RECORDS = 3000
@@ -58,15 +58,7 @@ def test_kill_9_during_a_backfill_loses_nothing(
         points = sorted(rng.sample(range(100, RECORDS - 100), KILLS))
         marks: list[int] = []  # how many events the target held after each kill
         for point in points:
-            proc = RuntimeProcess(manifest, data).start()
-            try:
-                deadline = time.monotonic() + 60
-                while len(recording_target.events) < point:
-                    assert time.monotonic() < deadline, proc.log()
-                    time.sleep(0.002)
-                proc.kill9()
-            finally:
-                proc.stop()
+            kill_9_once_delivered(manifest, data, lambda: len(recording_target.events), point)
             time.sleep(0.2)  # a POST the dead process had sent whole is still recorded
             marks.append(len(recording_target.events))
         proc = RuntimeProcess(manifest, data).start()
