@@ -240,9 +240,11 @@ def test_tokens_are_renewed_before_they_expire(
     rt = runtime_factory([logs_doc(tenant, recording_target.url, requestsPerSecond=20)])
     recording_target.wait_for(10)
     assert wait_until(lambda: tenant.token_requests >= 4, timeout=15)
-    assert {r.status for r in list(tenant.requests)} == {200}  # never a 401: none ran out
     assert sorted(recording_target.ids) == sorted(ids)
     assert readyz(rt) == (200, [])
+    rt.stop()  # no poll in flight: every request listed has its answer
+    assert wait_until(lambda: all(r.status for r in list(tenant.requests)), timeout=5)
+    assert {r.status for r in tenant.requests} == {200}  # never a 401: none ran out
 
 
 def test_events_and_source_as_for_the_auth0_type(
